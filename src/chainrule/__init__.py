@@ -1,0 +1,34 @@
+"""chainrule: backpropagation you can see.
+
+A NumPy automatic-differentiation engine over computational graphs, following CS231n
+Lecture 4: each operation knows its local gradient, and ``backward()`` multiplies every
+node's upstream gradient by it to get the downstream gradients.
+
+    >>> import chainrule as cr
+    >>> x = cr.tensor(-2.0, requires_grad=True)
+    >>> y = cr.tensor(5.0, requires_grad=True)
+    >>> z = cr.tensor(-4.0, requires_grad=True)
+    >>> f = (x + y) * z
+    >>> f.backward()
+    >>> x.grad, y.grad, z.grad
+    (array(-4., dtype=float32), array(-4., dtype=float32), array(3., dtype=float32))
+"""
+
+from . import autograd, gradcheck
+from .engine import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .errors import (
+    ChainruleError, CheckpointError, DataError, DatasetNotFoundError, DTypeError,
+    GradcheckError, GraphError, ShapeError,
+)
+from .ops import (
+    abs, add, astype, broadcast_to, clip, concatenate, divide, exp, expand, log, log_softmax,
+    logsumexp, matmul, max, maximum, mean, min, minimum, multiply, negative, permute, power,
+    relu, reshape, sigmoid, softmax, sqrt, stack, std, subtract, sum, swapaxes, tanh,
+    transpose, var, where,
+)
+from .tensor import (
+    Tensor, arange, bool_, eye, float16, float32, float64, full, int32, int64, ones,
+    ones_like, rand, randn, tensor, zeros, zeros_like,
+)
+
+__version__ = "0.1.0"

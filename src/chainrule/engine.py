@@ -1,0 +1,378 @@
+"""The computational graph and reverse-mode backpropagation.
+
+Every operation is a ``Function`` with a ``forward`` on NumPy arrays and, beside it, a
+``backward`` that turns the *upstream* gradient (d loss / d output) into one *downstream*
+gradient per input (d loss / d input), which is the upstream gradient times the node's
+*local* gradient. ``Function.apply`` runs ``forward`` and, when an input requires a
+gradient, records a ``Context``: the node of the graph. ``backward`` orders the nodes
+topologically and walks them from the output back to the leaves.
+
+Backward rules read their inputs from ``ctx.inputs`` and the forward result from
+``ctx.out`` and compute with operators and the functions of ``ctx.xp``. In an ordinary
+backward pass these are NumPy arrays and ``ctx.xp`` is NumPy-like; with
+``create_graph=True`` they are Tensors and ``ctx.xp`` is chainrule itself, so the very
+same rule records a differentiable graph of the backward pass (gradients of gradients).
+Arrays a rule saved on ``ctx`` during ``forward`` (masks, indices) are constants. A rule
+never writes into its upstream gradient and returns a distinct array for each input.
+
+Two jobs are done here once for every operation: a downstream gradient that came out in
+a broadcast shape is summed back to its input's shape (``sum_to_shape``), and one in
+another dtype is cast back to its input's dtype.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from .errors import GraphError, ShapeError
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations are being recorded for backpropagation right now."""
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Turn recording on or off; usable as a context manager or a decorator."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous, _grad_enabled = _grad_enabled, self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+        return False
+
+    def __call__(self, fn):
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Record nothing inside: no graph is built and no intermediate array is kept alive.
+
+    Use it for evaluation and for updating parameters by hand::
+
+        with cr.no_grad():
+            scores = model(X_val)
+    """
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Record operations again inside a ``no_grad`` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+def sum_to_shape(grad, shape: tuple):
+    """Sum a gradient that was broadcast back down to ``shape``.
+
+    Broadcasting copies an input along new leading axes and along axes of size 1; the
+    gradient of a copy is the sum of the gradients of its copies (the copy gate), so the
+    reduction sums over exactly those axes. Works on arrays and on Tensors alike.
+    """
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra < 0:
+        raise ShapeError(f"sum_to_shape: cannot reduce {grad.shape} to {shape}")
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    if extra:
+        grad = grad.reshape(shape)
+    if grad.shape != shape:
+        raise ShapeError(f"sum_to_shape: cannot reduce {grad.shape} to {shape}")
+    return grad
+
+
+def _index_add(shape, index, values, dtype=None):
+    """Zeros of ``shape`` with ``values`` added at ``index``; repeated indices accumulate."""
+    out = np.zeros(shape, dtype=values.dtype if dtype is None else dtype)
+    if _is_basic_index(index):
+        out[index] = values  # a basic index selects each element at most once
+    else:
+        np.add.at(out, index, values)
+    return out
+
+
+def _is_basic_index(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, int | slice) for p in parts)
+
+
+class ArrayMath:
+    """The functions backward rules call through ``ctx.xp`` on plain arrays."""
+
+    exp = staticmethod(np.exp)
+    log = staticmethod(np.log)
+    where = staticmethod(np.where)
+    broadcast_to = staticmethod(np.broadcast_to)
+    index_add = staticmethod(_index_add)
+
+
+ARRAY_MATH = ArrayMath()
+TENSOR_MATH = None  # chainrule.ops fills this in: the same functions, recorded on Tensors
+
+
+class Context:
+    """One node of the computational graph, made by ``Function.apply``.
+
+    Holds what the backward rule needs: the inputs (``parents``), their forward values,
+    which of them need a gradient (``needs_input_grad``) and any arrays the forward saved
+    as attributes. After a backward pass without ``retain_graph`` these are released.
+    """
+
+    def release(self):
+        fn = self.fn
+        self.__dict__.clear()
+        self.fn, self.released = fn, True
+
+
+class Function:
+    """An operation of the graph: ``forward`` on arrays, ``backward`` on gradients.
+
+    Subclasses define ``forward(ctx, *arrays, **params) -> ndarray`` and
+    ``backward(ctx, upstream) -> downstream`` (one gradient per input, or ``None`` for an
+    input that needs none), and a ``symbol`` used when the graph is drawn.
+    """
+
+    symbol = "?"
+
+    @staticmethod
+    def forward(ctx, *arrays, **params):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, upstream):
+        raise NotImplementedError
+
+    @classmethod
+    def shape_error(cls, arrays, params) -> str:
+        """The message for inputs whose shapes NumPy refused; names the op and the shapes."""
+        shapes = " and ".join(str(np.shape(a)) for a in arrays)
+        return f"{cls.name()}: shapes {shapes} do not broadcast together"
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.__name__.lower()
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        arrays = tuple(_forward_value(x) for x in inputs)
+        ctx = Context()
+        try:
+            data = cls.forward(ctx, *arrays, **params)
+        except ShapeError:
+            raise
+        except ValueError:
+            # NumPy's own message names neither the operation nor the user's shapes.
+            raise ShapeError(cls.shape_error(arrays, params)) from None
+        if _grad_enabled:
+            needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            if True in needs:
+                ctx.fn, ctx.parents, ctx.inputs, ctx.out = cls, inputs, arrays, data
+                ctx.needs_input_grad, ctx.released = needs, False
+                out = Tensor._wrap(data)
+                out.requires_grad, out._ctx = True, ctx
+                return out
+        return Tensor._wrap(data)
+
+
+def _forward_value(x):
+    if isinstance(x, Tensor):
+        return x.data
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, np.generic):  # NumPy scalars act as Python numbers, as in PyTorch
+        return x.item() if x.dtype.kind in "biuf" else x
+    if isinstance(x, bool | int | float):
+        return x  # Python numbers stay weakly typed: float32 * 2.0 stays float32
+    return np.asarray(x)
+
+
+def topological_order(roots) -> list:
+    """Tensors that require grad reachable from ``roots``, each after all its inputs.
+
+    Iterative depth-first search, so a chain of any length works (no recursion limit).
+    """
+    order, visited = [], set()
+    stack = [(root, False) for root in roots if root.requires_grad]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        ctx = t._ctx
+        if ctx is None:
+            continue
+        if ctx.released:
+            raise GraphError(
+                f"backward: the graph through '{ctx.fn.name()}' was already used by an "
+                "earlier backward() and its saved values were released; pass "
+                "retain_graph=True to the first backward() to go through it again"
+            )
+        for parent, need in zip(ctx.parents, ctx.needs_input_grad):
+            if need and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, capture=None):
+    """Backpropagate from ``roots`` (seeded with ``root_grads``) through the graph.
+
+    Without ``capture``, gradients are accumulated (``+=``) into the ``.grad`` of leaf
+    Tensors and of Tensors that called ``retain_grad()``. With ``capture`` (a list of
+    Tensors) nothing's ``.grad`` is touched and the gradients of exactly those Tensors are
+    returned in a list (``None`` where no gradient reached one).
+    """
+    order = topological_order(roots)
+    grads: dict[int, object] = {}
+    owned: set[int] = set()  # gradient buffers this pass allocated, safe to add into in place
+    captured = {id(t): None for t in capture} if capture is not None else None
+
+    for root, g in zip(roots, root_grads):
+        if root.requires_grad:
+            _accumulate(grads, owned, id(root), g, False, create_graph)
+
+    with set_grad_enabled(create_graph):
+        for i in range(len(order) - 1, -1, -1):
+            t = order[i]
+            order[i] = None  # let intermediate values go as soon as they are done
+            upstream = grads.pop(id(t), None)
+            if upstream is None:
+                continue
+            if captured is not None:
+                if id(t) in captured:
+                    captured[id(t)] = upstream
+            elif t._ctx is None or t._retains_grad:
+                _store_grad(t, upstream, id(t) in owned, create_graph)
+            ctx = t._ctx
+            if ctx is None:
+                continue
+            downstream = _call_backward(ctx, t, upstream, create_graph)
+            for parent, need, d in zip(ctx.parents, ctx.needs_input_grad, downstream):
+                if need and d is not None:
+                    if d.shape != parent.shape:
+                        d = sum_to_shape(d, parent.shape)
+                    if d.dtype != parent.dtype:
+                        d = d.astype(parent.dtype)
+                    # A result that shares no memory with the upstream was made for this
+                    # input alone, so later gradients may be added into it in place.
+                    fresh = not create_graph and not np.may_share_memory(d, upstream)
+                    _accumulate(grads, owned, id(parent), d, fresh, create_graph)
+            if not retain_graph:
+                ctx.release()
+    if captured is not None:
+        return [captured[id(t)] for t in capture]
+    return None
+
+
+def _call_backward(ctx, t, upstream, create_graph):
+    if not create_graph:
+        ctx.xp = ARRAY_MATH
+        result = ctx.fn.backward(ctx, upstream)
+    else:
+        # The rule sees Tensors, so every operation it does is itself recorded.
+        arrays, out = ctx.inputs, ctx.out
+        ctx.inputs = tuple(p if isinstance(p, Tensor) else a for p, a in zip(ctx.parents, arrays))
+        ctx.out, ctx.xp = t, TENSOR_MATH
+        if not isinstance(upstream, Tensor):
+            upstream = Tensor._wrap(upstream)
+        try:
+            result = ctx.fn.backward(ctx, upstream)
+        finally:
+            ctx.inputs, ctx.out = arrays, out
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _accumulate(grads, owned, key, g, fresh, create_graph):
+    """Sum gradients arriving at one tensor from several consumers (gradients add at branches)."""
+    previous = grads.get(key)
+    if previous is None:
+        grads[key] = g
+        if fresh:
+            owned.add(key)
+    elif create_graph or key not in owned:
+        grads[key] = previous + g  # never write into an array a rule may share
+        owned.add(key)
+    else:
+        previous += g
+
+
+def _store_grad(t, g, owned, create_graph):
+    if create_graph:
+        t.grad = g if t.grad is None else t.grad + g
+        return
+    if isinstance(g, Tensor):
+        g = g.data
+    if t.grad is None:
+        # A rule may pass its upstream array straight through (add) or as a view
+        # (reshape); .grad must then become an array of the tensor's own.
+        t.grad = g if owned else np.array(g, dtype=t.dtype, copy=True)
+    elif isinstance(t.grad, np.ndarray) and t.grad.flags.writeable:
+        t.grad += g
+    else:
+        t.grad = t.grad + g
+
+
+def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
+    """Backpropagate from ``tensor``; see ``Tensor.backward``."""
+    if not tensor.requires_grad:
+        raise GraphError(
+            "backward: this tensor does not require grad: none of the tensors it was "
+            "computed from has requires_grad=True, or it was computed under no_grad()"
+        )
+    seed = _seed_gradient(tensor, gradient, "backward")
+    run_backward(
+        [tensor], [seed], retain_graph=create_graph if retain_graph is None else retain_graph,
+        create_graph=create_graph,
+    )
+
+
+def _seed_gradient(tensor, gradient, where):
+    if gradient is None:
+        if tensor.size != 1:
+            raise GraphError(
+                f"{where}: the output has shape {tensor.shape}; backward() without "
+                "gradient= works only for a single value such as a loss; pass "
+                f"gradient= an array of shape {tensor.shape} (the upstream gradient)"
+            )
+        return np.ones(tensor.shape, dtype=tensor.dtype)
+    if isinstance(gradient, Tensor):
+        gradient = gradient.data
+    gradient = np.asarray(gradient, dtype=tensor.dtype)
+    if gradient.shape != tensor.shape:
+        raise ShapeError(
+            f"{where}: gradient has shape {gradient.shape} but the output has shape "
+            f"{tensor.shape}"
+        )
+    return gradient
+
+
+from .tensor import Tensor  # noqa: E402  (Tensor's methods call back into this module)

@@ -1,0 +1,38 @@
+"""Exceptions raised for user errors.
+
+Every error a user can cause derives from ``ChainruleError`` so that the command line can
+report it in one line. Each also derives from the built-in exception a Python user would
+expect (``ValueError`` for bad shapes or values, ``FileNotFoundError`` for missing data).
+"""
+
+
+class ChainruleError(Exception):
+    """Base class of every error caused by how the library was called."""
+
+
+class ShapeError(ChainruleError, ValueError):
+    """Operands whose shapes do not fit the operation; the message names both shapes."""
+
+
+class GraphError(ChainruleError, RuntimeError):
+    """A backward pass that cannot run: released graph, missing gradient, no_grad output."""
+
+
+class DataError(ChainruleError, ValueError):
+    """A data file that is corrupt, truncated or not of the expected format."""
+
+
+class DatasetNotFoundError(ChainruleError, FileNotFoundError):
+    """A data set that is not on this machine; the message says where it was looked for."""
+
+
+class CheckpointError(ChainruleError, ValueError):
+    """A checkpoint file that cannot be read: truncated, foreign or of another model."""
+
+
+class DTypeError(ChainruleError, TypeError):
+    """A dtype the operation cannot take, such as integers that would require gradients."""
+
+
+class GradcheckError(ChainruleError, AssertionError):
+    """An analytical gradient that disagrees with the numerical one."""

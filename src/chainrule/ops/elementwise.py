@@ -1,0 +1,303 @@
+"""Elementwise operations, each forward beside its backward.
+
+Binary operations broadcast as NumPy does; their backward rules return gradients in the
+broadcast shape and the engine sums them back to each input's shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import Function
+
+
+class Add(Function):
+    """Add gate: a gradient distributor. Both local gradients are 1, so each input
+    receives the upstream gradient unchanged."""
+
+    symbol = "+"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a + b
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream, upstream
+
+
+class Subtract(Function):
+    symbol = "-"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a - b
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream, -upstream if ctx.needs_input_grad[1] else None
+
+
+class Multiply(Function):
+    """Multiply gate: a gradient swapper. Each input's local gradient is the other input."""
+
+    symbol = "*"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a * b
+
+    @staticmethod
+    def backward(ctx, upstream):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        return upstream * b if need_a else None, upstream * a if need_b else None
+
+
+class Divide(Function):
+    symbol = "/"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return a / b
+
+    @staticmethod
+    def backward(ctx, upstream):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        return upstream / b if need_a else None, -upstream * a / (b * b) if need_b else None
+
+
+class Power(Function):
+    """``a ** b``; d/da = b a^(b-1) and d/db = a^b ln a (taken as 0 where a = 0)."""
+
+    symbol = "**"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return a**b
+
+    @staticmethod
+    def backward(ctx, upstream):
+        a, b = ctx.inputs
+        need_a, need_b = ctx.needs_input_grad
+        xp = ctx.xp
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = upstream * b * a ** (b - 1) if need_a else None
+            gb = None
+            if need_b:
+                zero = np.asarray(_raw(a) == 0)
+                gb = upstream * ctx.out * xp.log(xp.where(zero, 1, a))
+        return ga, gb
+
+
+class Negative(Function):
+    symbol = "neg"
+
+    @staticmethod
+    def forward(ctx, a):
+        return -a
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return -upstream
+
+
+class Exp(Function):
+    symbol = "exp"
+
+    @staticmethod
+    def forward(ctx, a):
+        return np.exp(a)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream * ctx.out  # d/dx e^x = e^x, the forward value itself
+
+
+class Log(Function):
+    symbol = "log"
+
+    @staticmethod
+    def forward(ctx, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(a)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (a,) = ctx.inputs
+        return upstream / a
+
+
+class Sqrt(Function):
+    symbol = "sqrt"
+
+    @staticmethod
+    def forward(ctx, a):
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(a)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        with np.errstate(divide="ignore"):
+            return upstream / (2 * ctx.out)
+
+
+class Abs(Function):
+    """|x|; the local gradient is sign(x), taken as 0 at x = 0 (as PyTorch)."""
+
+    symbol = "abs"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.sign = np.sign(a)
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream * ctx.sign
+
+
+class Tanh(Function):
+    symbol = "tanh"
+
+    @staticmethod
+    def forward(ctx, a):
+        return np.tanh(a)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        out = ctx.out
+        return upstream * (1 - out * out)
+
+
+class Sigmoid(Function):
+    """sigma(x) = 1 / (1 + e^-x), with local gradient sigma(x) (1 - sigma(x)).
+
+    Computed from e^-|x|, which never overflows, so any finite input is safe.
+    """
+
+    symbol = "σ"
+
+    @staticmethod
+    def forward(ctx, a):
+        e = np.exp(-np.abs(a))
+        r = 1 / (1 + e)
+        return np.where(a >= 0, r, e * r)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        out = ctx.out
+        return upstream * out * (1 - out)
+
+
+class ReLU(Function):
+    """max(0, x): passes the upstream gradient where x > 0 and blocks it elsewhere."""
+
+    symbol = "relu"
+
+    @staticmethod
+    def forward(ctx, a):
+        ctx.mask = a > 0
+        return np.maximum(a, 0)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream * ctx.mask
+
+
+class Maximum(Function):
+    """Max gate: a gradient router. The whole upstream gradient goes to the larger
+    input and none to the other; where the two are equal it is split in half between
+    them (as PyTorch does)."""
+
+    symbol = "max"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = np.maximum(a, b)
+        ctx.share_a = _winner_share(a > b, a == b, out.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, upstream):
+        need_a, need_b = ctx.needs_input_grad
+        share_a = ctx.share_a
+        return upstream * share_a if need_a else None, upstream * (1 - share_a) if need_b else None
+
+
+class Minimum(Function):
+    """Min gate: routes the upstream gradient to the smaller input; equal inputs split it."""
+
+    symbol = "min"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out = np.minimum(a, b)
+        ctx.share_a = _winner_share(a < b, a == b, out.dtype)
+        return out
+
+    backward = Maximum.backward
+
+
+def _winner_share(wins, ties, dtype):
+    """The fraction of the gradient the first input receives: 1, 0, or 0.5 at a tie."""
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
+    return np.asarray(wins, dtype=dtype) + np.asarray(ties, dtype=dtype) * 0.5
+
+
+class Clip(Function):
+    """Clamp to [low, high]; the gradient passes only where low <= x <= high."""
+
+    symbol = "clip"
+
+    @staticmethod
+    def forward(ctx, a, low=None, high=None):
+        mask = np.ones(np.shape(a), dtype=bool)
+        if low is not None:
+            mask &= a >= low
+        if high is not None:
+            mask &= a <= high
+        ctx.mask = mask
+        return np.clip(a, low, high)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream * ctx.mask
+
+
+class Where(Function):
+    """``where(condition, a, b)``: each gradient flows to the input that was chosen."""
+
+    symbol = "where"
+
+    @staticmethod
+    def forward(ctx, a, b, condition=None):
+        ctx.condition = condition
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        cond, xp = ctx.condition, ctx.xp
+        need_a, need_b = ctx.needs_input_grad
+        return (xp.where(cond, upstream, 0) if need_a else None,
+                xp.where(cond, 0, upstream) if need_b else None)
+
+
+class AsType(Function):
+    """A cast; the engine casts the gradient back to the input's dtype."""
+
+    symbol = "cast"
+
+    @staticmethod
+    def forward(ctx, a, dtype=None):
+        return np.asarray(a).astype(dtype)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return upstream
+
+
+def _raw(x):
+    return getattr(x, "data", x)

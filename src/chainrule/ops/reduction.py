@@ -1,0 +1,183 @@
+"""Reductions over axes, and the numerically stable softmax family.
+
+Each reduction's backward first puts the reduced axes back (as size 1) and then
+broadcasts the upstream gradient over them: every input element that was summed
+receives the gradient of the sum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import Function
+from ..errors import ShapeError
+
+
+def normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
+    """``axis`` (None, an int or a tuple) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    result = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ShapeError(f"{op}: axis {a} is out of range for an array of {ndim} dimensions")
+        result.append(int(a) % max(ndim, 1))
+    if len(set(result)) != len(result):
+        raise ShapeError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(result))
+
+
+def kept_shape(shape, axes) -> tuple[int, ...]:
+    """``shape`` with the reduced ``axes`` kept as size 1 (what keepdims=True gives)."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class _Reduction(Function):
+    """Shared set-up: remember the input shape and the reduced axes."""
+
+    @classmethod
+    def prepare(cls, ctx, a, axis):
+        axes = normalize_axes(axis, np.ndim(a), cls.name())
+        ctx.shape, ctx.kept = np.shape(a), kept_shape(np.shape(a), axes)
+        return axes
+
+    @staticmethod
+    def spread(ctx, upstream):
+        """The upstream gradient with the reduced axes restored, broadcast to the input."""
+        return ctx.xp.broadcast_to(upstream.reshape(ctx.kept), ctx.shape)
+
+
+class Sum(_Reduction):
+    symbol = "sum"
+
+    @classmethod
+    def forward(cls, ctx, a, axis=None, keepdims=False):
+        axes = cls.prepare(ctx, a, axis)
+        return np.sum(a, axis=axes, keepdims=keepdims)
+
+    @classmethod
+    def backward(cls, ctx, upstream):
+        return cls.spread(ctx, upstream)
+
+
+class Mean(_Reduction):
+    symbol = "mean"
+
+    @classmethod
+    def forward(cls, ctx, a, axis=None, keepdims=False):
+        axes = cls.prepare(ctx, a, axis)
+        ctx.count = int(np.prod([np.shape(a)[i] for i in axes]))
+        return np.mean(a, axis=axes, keepdims=keepdims)
+
+    @classmethod
+    def backward(cls, ctx, upstream):
+        return cls.spread(ctx, upstream / ctx.count)
+
+
+class Max(_Reduction):
+    """Largest value along axes. The gradient goes to the element that was largest; when
+    several are equal it is shared evenly among them (as ``torch.amax``)."""
+
+    symbol = "max"
+    pick = staticmethod(np.max)
+
+    @classmethod
+    def forward(cls, ctx, a, axis=None, keepdims=False):
+        axes = cls.prepare(ctx, a, axis)
+        if np.size(a) == 0:
+            raise ShapeError(f"{cls.name()}: cannot reduce an empty array of shape {np.shape(a)}")
+        best = cls.pick(a, axis=axes, keepdims=True)
+        winners = a == best
+        ctx.share = winners / winners.sum(axis=axes, keepdims=True, dtype=best.dtype)
+        return best if keepdims else best.reshape(
+            tuple(n for i, n in enumerate(np.shape(a)) if i not in axes))
+
+    @classmethod
+    def backward(cls, ctx, upstream):
+        return upstream.reshape(ctx.kept) * ctx.share
+
+
+class Min(Max):
+    """Smallest value along axes; ties share the gradient evenly."""
+
+    symbol = "min"
+    pick = staticmethod(np.min)
+
+
+class Var(_Reduction):
+    """Variance ``sum((x - mean)^2) / (n - ddof)``; local gradient 2 (x - mean) / (n - ddof)."""
+
+    symbol = "var"
+
+    @classmethod
+    def forward(cls, ctx, a, axis=None, ddof=0, keepdims=False):
+        axes = cls.prepare(ctx, a, axis)
+        ctx.axes = axes
+        ctx.divisor = int(np.prod([np.shape(a)[i] for i in axes])) - ddof
+        return np.var(a, axis=axes, ddof=ddof, keepdims=keepdims)
+
+    @classmethod
+    def backward(cls, ctx, upstream):
+        (a,) = ctx.inputs
+        centered = a - a.mean(axis=ctx.axes, keepdims=True)
+        return upstream.reshape(ctx.kept) * centered * (2 / ctx.divisor)
+
+
+class LogSumExp(_Reduction):
+    """log(sum(exp(x))) computed as m + log(sum(exp(x - m))) with m the max, so that it
+    never overflows; its local gradient is softmax(x)."""
+
+    symbol = "logsumexp"
+
+    @classmethod
+    def forward(cls, ctx, a, axis=None, keepdims=False):
+        axes = cls.prepare(ctx, a, axis)
+        m = np.max(a, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
+        return out if keepdims else out.reshape(
+            tuple(n for i, n in enumerate(np.shape(a)) if i not in axes))
+
+    @classmethod
+    def backward(cls, ctx, upstream):
+        (a,) = ctx.inputs
+        return upstream.reshape(ctx.kept) * ctx.xp.exp(a - ctx.out.reshape(ctx.kept))
+
+
+class Softmax(Function):
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the max so it never overflows.
+
+    Backward: s * (g - sum(g * s)), the Jacobian-vector product without the Jacobian.
+    """
+
+    symbol = "softmax"
+
+    @staticmethod
+    def forward(ctx, a, axis=-1):
+        ctx.axis = axis
+        e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        return e
+
+    @staticmethod
+    def backward(ctx, upstream):
+        s = ctx.out
+        return s * (upstream - (upstream * s).sum(axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """x - logsumexp(x) along ``axis``; backward g - softmax(x) * sum(g)."""
+
+    symbol = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, a, axis=-1):
+        ctx.axis = axis
+        shifted = a - np.max(a, axis=axis, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+    @staticmethod
+    def backward(ctx, upstream):
+        softmax = ctx.xp.exp(ctx.out)
+        return upstream - softmax * upstream.sum(axis=ctx.axis, keepdims=True)
