@@ -243,13 +243,18 @@ def topological_order(roots) -> list:
     return order
 
 
-def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, capture=None):
+def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, capture=None,
+                 observer=None):
     """Backpropagate from ``roots`` (seeded with ``root_grads``) through the graph.
 
     Without ``capture``, gradients are accumulated (``+=``) into the ``.grad`` of leaf
     Tensors and of Tensors that called ``retain_grad()``. With ``capture`` (a list of
     Tensors) nothing's ``.grad`` is touched and the gradients of exactly those Tensors are
     returned in a list (``None`` where no gradient reached one).
+
+    ``observer``, if given, is called as ``observer(tensor, upstream, downstream)`` for
+    every tensor in backward order, with ``downstream`` the tuple of gradients sent to
+    its inputs (``None`` for a leaf); tools that explain backpropagation use it.
     """
     order = topological_order(roots)
     grads: dict[int, object] = {}
@@ -274,8 +279,11 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                 _store_grad(t, upstream, id(t) in owned, create_graph)
             ctx = t._ctx
             if ctx is None:
+                if observer is not None:
+                    observer(t, upstream, None)
                 continue
             downstream = _call_backward(ctx, t, upstream, create_graph)
+            sent = []
             for parent, need, d in zip(ctx.parents, ctx.needs_input_grad, downstream):
                 if need and d is not None:
                     if d.shape != parent.shape:
@@ -286,6 +294,11 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                     # input alone, so later gradients may be added into it in place.
                     fresh = not create_graph and not np.may_share_memory(d, upstream)
                     _accumulate(grads, owned, id(parent), d, fresh, create_graph)
+                    if observer is not None:
+                        d = d.copy() if fresh and not create_graph else d
+                sent.append(d if need else None)
+            if observer is not None:
+                observer(t, upstream, tuple(sent))
             if not retain_graph:
                 ctx.release()
     if captured is not None:

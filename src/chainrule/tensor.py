@@ -384,10 +384,23 @@ def eye(n, m=None, dtype=DEFAULT_FLOAT, requires_grad=False) -> Tensor:
     return Tensor(np.eye(n, m, dtype=dtype), requires_grad)
 
 
-def as_generator(seed) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from a seed, a Generator (used as is) or ``None``."""
+_default_generator = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed the generator used wherever no seed is given (as ``torch.manual_seed``)."""
+    global _default_generator
+    _default_generator = np.random.default_rng(seed)
+    return _default_generator
+
+
+def as_generator(seed=None) -> np.random.Generator:
+    """A ``numpy.random.Generator``: a new one from an int seed, a Generator as it is, or
+    for ``None`` the library's default generator (seeded by ``manual_seed``)."""
     if isinstance(seed, np.random.Generator):
         return seed
+    if seed is None:
+        return _default_generator
     return np.random.default_rng(seed)
 
 

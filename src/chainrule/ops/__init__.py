@@ -12,8 +12,24 @@ import numpy as np
 from .. import engine
 from ..tensor import Tensor
 from .elementwise import (
-    Abs, Add, AsType, Clip, Divide, Exp, Log, Maximum, Minimum, Multiply, Negative, Power,
-    ReLU, Sigmoid, Sqrt, Subtract, Tanh, Where,
+    Abs,
+    Add,
+    AsType,
+    Clip,
+    Divide,
+    Exp,
+    Log,
+    Maximum,
+    Minimum,
+    Multiply,
+    Negative,
+    Power,
+    ReLU,
+    Sigmoid,
+    Sqrt,
+    Subtract,
+    Tanh,
+    Where,
 )
 from .linalg import MatMul
 from .reduction import LogSoftmax, LogSumExp, Max, Mean, Min, Softmax, Sum, Var

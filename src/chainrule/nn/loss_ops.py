@@ -1,0 +1,150 @@
+"""Fused loss functions: one graph node each, forward beside backward.
+
+Fusing softmax with the negative log-likelihood (and the sigmoid with binary cross-
+entropy) is both faster and numerically stable: the gradient is simply
+(probabilities - targets), with no log of a number that underflowed to zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import Function
+from ..errors import DTypeError, ShapeError
+from ..tensor import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def class_targets(logits_shape, target, op: str) -> np.ndarray:
+    """Integer class labels of shape (N,) checked against logits of shape (N, C)."""
+    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if len(logits_shape) != 2:
+        raise ShapeError(f"{op}: scores must have shape (N, C), got {tuple(logits_shape)}")
+    n, c = logits_shape
+    if target.dtype.kind not in "iu":
+        raise DTypeError(f"{op}: targets must be integer class labels, got dtype {target.dtype}")
+    if target.shape != (n,):
+        raise ShapeError(f"{op}: scores {tuple(logits_shape)} need targets of shape ({n},), "
+                         f"got {target.shape}")
+    if n and (target.min() < 0 or target.max() >= c):
+        bad = target[(target < 0) | (target >= c)][0]
+        raise ShapeError(f"{op}: target labels must lie in [0, {c}), got {bad}")
+    return target
+
+
+def check_reduction(reduction: str, op: str):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {', '.join(REDUCTIONS)}, "
+                         f"got {reduction!r}")
+
+
+def _reduce(losses, reduction):
+    if reduction == "mean":
+        return np.asarray(losses.mean())
+    if reduction == "sum":
+        return np.asarray(losses.sum())
+    return losses
+
+
+def _spread(upstream, n, reduction):
+    """The upstream gradient of the reduced loss as one weight per example, shape (N, 1)."""
+    if reduction == "none":
+        return upstream.reshape(n, 1)
+    return upstream / n if reduction == "mean" else upstream
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy L_i = -log softmax(s)_{y_i} on scores s of shape (N, C).
+
+    Local gradient with respect to the scores: softmax(s) - onehot(y).
+    """
+
+    symbol = "cross_entropy"
+
+    @staticmethod
+    def forward(ctx, logits, target=None, reduction="mean"):
+        n = logits.shape[0]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = shifted - log_norm
+        rows = np.arange(n)
+        ctx.target, ctx.rows, ctx.reduction = target, rows, reduction
+        ctx.log_probs = log_probs
+        return _reduce(-log_probs[rows, target], reduction)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (logits,) = ctx.inputs
+        n = logits.shape[0]
+        weight = _spread(upstream, n, ctx.reduction)
+        if isinstance(logits, Tensor):  # recorded backward: softmax from differentiable ops
+            from .. import ops
+
+            probs = ops.softmax(logits, axis=1)
+            onehot = np.zeros(logits.shape, dtype=logits.dtype)
+            onehot[ctx.rows, ctx.target] = 1
+            return (probs - onehot) * weight
+        grad = np.exp(ctx.log_probs)
+        grad[ctx.rows, ctx.target] -= 1
+        grad *= weight
+        return grad
+
+
+class MultiClassHinge(Function):
+    """The multiclass SVM loss L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + margin).
+
+    Each violated margin sends +1 to its class's score and -1 to the correct class's.
+    """
+
+    symbol = "hinge"
+
+    @staticmethod
+    def forward(ctx, scores, target=None, margin=1.0, reduction="mean"):
+        n = scores.shape[0]
+        rows = np.arange(n)
+        margins = scores - scores[rows, target][:, None] + margin
+        margins[rows, target] = 0
+        violated = margins > 0
+        local = violated.astype(scores.dtype)
+        local[rows, target] = -violated.sum(axis=1)
+        ctx.local, ctx.reduction = local, reduction
+        return _reduce(np.where(violated, margins, 0).sum(axis=1), reduction)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        return _spread(upstream, ctx.local.shape[0], ctx.reduction) * ctx.local
+
+
+class BCEWithLogits(Function):
+    """Binary cross-entropy on logits x with targets t in [0, 1], computed stably as
+    max(x, 0) - x t + log(1 + e^-|x|); local gradients sigmoid(x) - t and -x."""
+
+    symbol = "bce_logits"
+
+    @staticmethod
+    def forward(ctx, x, t, reduction="mean"):
+        ctx.reduction = reduction
+        losses = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+        return _reduce(losses, reduction)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        from .. import ops
+
+        x, t = ctx.inputs
+        size = np.size(ctx.out) if ctx.reduction == "none" else np.size(_raw(x))
+        scale = upstream if ctx.reduction != "mean" else upstream / size
+        sigmoid = ops.sigmoid(x) if isinstance(x, Tensor) else _sigmoid(x)
+        need_x, need_t = ctx.needs_input_grad
+        return (scale * (sigmoid - t) if need_x else None,
+                -scale * x if need_t else None)
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x

@@ -1,0 +1,229 @@
+"""``Module``, the building block of networks, and ``Parameter``, a learnable tensor.
+
+A Module registers the Parameters and sub-Modules assigned to its attributes, so that
+``parameters()``, ``state_dict()`` and ``zero_grad()`` reach every one of them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from ..errors import ChainruleError, ShapeError
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a learnable parameter of a Module: it requires grad."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data.data if isinstance(data, Tensor) else np.asarray(data),
+                         requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class LoadResult(NamedTuple):
+    missing_keys: list
+    unexpected_keys: list
+
+
+class Module:
+    """Base class of every layer and network; subclasses define ``forward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ----- registration on attribute assignment -----------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise ChainruleError(f"{type(self).__name__}: call super().__init__() in __init__ "
+                                 "before assigning attributes")
+        for registry in (self._parameters, self._modules, self._buffers):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        # Only called when normal lookup fails: look in the registries.
+        for registry in ("_parameters", "_modules", "_buffers"):
+            found = self.__dict__.get(registry, {})
+            if name in found:
+                return found[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for registry in (self._parameters, self._modules, self._buffers):
+            if name in registry:
+                del registry[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, array):
+        """A state array that is saved in ``state_dict`` but not learned (no gradient)."""
+        self.__dict__.pop(name, None)
+        self._buffers[name] = None if array is None else np.asarray(array)
+
+    def register_parameter(self, name: str, param):
+        if param is None:
+            self._parameters.pop(name, None)
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, param if isinstance(param, Parameter) else Parameter(param))
+
+    # ----- calling ------------------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ----- traversal ----------------------------------------------------------------------
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True):
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_name, module in modules:
+            for name, p in module._parameters.items():
+                if id(p) not in seen:  # a parameter shared by two layers is listed once
+                    seen.add(id(p))
+                    yield (f"{module_name}.{name}" if module_name else name), p
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = ""):
+        for module_name, module in self.named_modules(prefix):
+            for name, b in module._buffers.items():
+                if b is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), b
+
+    def apply(self, fn):
+        """Call ``fn`` on every sub-module (children first) and on this module."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # ----- modes and gradients ------------------------------------------------------------
+    def train(self, mode: bool = True):
+        """Training mode (dropout active); ``eval()`` switches it off."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True):
+        """Reset the gradients of every parameter (to None, or to zeros in place)."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad[...] = 0
+
+    def to(self, dtype):
+        """Cast every parameter and buffer to ``dtype`` (e.g. ``cr.float64`` to check
+        gradients); do it before making an optimizer, which holds the arrays."""
+        for m in self.modules():
+            for p in m._parameters.values():
+                p.data, p.grad = p.data.astype(dtype), None
+            for name, b in m._buffers.items():
+                if b is not None and b.dtype.kind == "f":
+                    m._buffers[name] = b.astype(dtype)
+        return self
+
+    def double(self):
+        return self.to(np.float64)
+
+    def float(self):
+        return self.to(np.float32)
+
+    # ----- state ----------------------------------------------------------------------------
+    def state_dict(self) -> OrderedDict:
+        """Every parameter and buffer by its dotted name, as a copy of its array."""
+        state = OrderedDict()
+        for name, p in self.named_parameters():
+            state[name] = p.data.copy()
+        for name, b in self.named_buffers():
+            state[name] = np.array(b, copy=True)
+        return state
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> LoadResult:
+        """Copy arrays from ``state_dict`` into this module's parameters and buffers.
+
+        With ``strict``, missing keys, unexpected keys and shape mismatches are each named
+        in the error; without it, shape mismatches still fail and the key lists are
+        returned.
+        """
+        own = dict(self.named_parameters())
+        own_buffers = {n: (m, key) for mn, m in self.named_modules()
+                       for key in m._buffers
+                       for n in [f"{mn}.{key}" if mn else key]}
+        expected = list(own) + list(own_buffers)
+        missing = [k for k in expected if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own and k not in own_buffers]
+        mismatched = []
+        for name, p in own.items():
+            if name in state_dict and np.shape(state_dict[name]) != p.shape:
+                mismatched.append(f"{name}: checkpoint {np.shape(state_dict[name])}, "
+                                  f"model {p.shape}")
+        problems = []
+        if strict and missing:
+            problems.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected keys: " + ", ".join(unexpected))
+        if mismatched:
+            problems.append("shape mismatch for " + "; ".join(mismatched))
+        if problems:
+            raise ShapeError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for name, p in own.items():
+            if name in state_dict:
+                p.data[...] = np.asarray(state_dict[name])
+        for name, (module, key) in own_buffers.items():
+            if name in state_dict:
+                module._buffers[key] = np.array(state_dict[name], copy=True)
+        return LoadResult(missing, unexpected)
+
+    # ----- display --------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self):
+        lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                 for name, child in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
