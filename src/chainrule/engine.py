@@ -331,8 +331,9 @@ def _accumulate(grads, owned, key, g, fresh, create_graph):
         grads[key] = g
         if fresh:
             owned.add(key)
-    elif create_graph or key not in owned:
-        grads[key] = previous + g  # never write into an array a rule may share
+    elif create_graph or key not in owned or not isinstance(previous, np.ndarray):
+        # never write into an array a rule may share (NumPy scalars cannot be written)
+        grads[key] = previous + g
         owned.add(key)
     else:
         previous += g
@@ -347,7 +348,7 @@ def _store_grad(t, g, owned, create_graph):
     if t.grad is None:
         # A rule may pass its upstream array straight through (add) or as a view
         # (reshape); .grad must then become an array of the tensor's own.
-        t.grad = g if owned else np.array(g, dtype=t.dtype, copy=True)
+        t.grad = g if owned and type(g) is np.ndarray else np.array(g, dtype=t.dtype, copy=True)
     elif isinstance(t.grad, np.ndarray) and t.grad.flags.writeable:
         t.grad += g
     else:

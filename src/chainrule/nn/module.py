@@ -33,6 +33,16 @@ class LoadResult(NamedTuple):
     unexpected_keys: list
 
 
+class RemovableHandle:
+    """Returned by ``register_forward_hook``; ``remove()`` takes the hook away."""
+
+    def __init__(self, hooks: dict, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
 class Module:
     """Base class of every layer and network; subclasses define ``forward``."""
 
@@ -41,6 +51,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_hooks", {})
 
     # ----- registration on attribute assignment -----------------------------------------
     def __setattr__(self, name, value):
@@ -90,7 +101,20 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        output = self.forward(*args, **kwargs)
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks.values()):
+                result = hook(self, args, output)
+                if result is not None:
+                    output = result
+        return output
+
+    def register_forward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, inputs, output)`` after every forward; a hook that returns
+        a value replaces the output. Returns a handle whose ``remove()`` unregisters it."""
+        key = object()
+        self._forward_hooks[key] = hook
+        return RemovableHandle(self._forward_hooks, key)
 
     # ----- traversal ----------------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:

@@ -1,0 +1,316 @@
+"""``Trainer``: the one place that owns the training loop.
+
+Each epoch: minibatches in a fresh order; forward, loss (plus the regularization term
+lambda R(W)), backward, optimizer step; then validation loss and accuracy, a scheduler
+step, early stopping on validation accuracy, and (with ``out_dir``) a checkpoint. The
+checkpoint holds everything the next epoch depends on (weights, optimizer and scheduler
+state, the data order's and dropout's random generators, the history), so a run killed
+at any moment and resumed ends with exactly the numbers of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._io import atomic_write_text
+from .data import DataLoader
+from .engine import no_grad
+from .errors import ChainruleError, CheckpointError
+from .nn import functional as F
+from .nn.layers import Dropout
+from .optim.lr_scheduler import ReduceLROnPlateau
+from .serialization import load, save
+
+LOSSES = {"softmax": F.cross_entropy, "svm": F.hinge_loss}
+CHECKPOINT, BEST = "checkpoint.crk", "best.crk"
+
+
+class TrainingDiverged(ChainruleError):
+    """The loss became NaN or infinite; the message names the epoch and the step."""
+
+
+class Callback:
+    """Hooks into the training loop; override the ones you need.
+
+    ``on_epoch_end`` may add entries to ``record``, which goes into the history.
+    """
+
+    def on_train_begin(self, trainer): ...
+
+    def on_epoch_begin(self, trainer, epoch: int): ...
+
+    def on_after_backward(self, trainer): ...  # gradients are ready; the step comes next
+
+    def on_step_end(self, trainer): ...  # the optimizer has updated the parameters
+
+    def on_epoch_end(self, trainer, record: dict): ...
+
+    def on_train_end(self, trainer): ...
+
+
+class Trainer:
+    """Train a classifier on a ``chainrule.data.Dataset``.
+
+    Args:
+        model: a Module mapping features (N, D) to class scores (N, C).
+        optimizer: an optimizer over ``model.parameters()``.
+        loss: "softmax" (cross-entropy), "svm" (multiclass hinge) or a callable
+            ``loss(scores, labels) -> Tensor``.
+        scheduler: a learning-rate scheduler, stepped once per epoch (ReduceLROnPlateau
+            with the validation loss).
+        reg: lambda of the L2 penalty lambda * sum(W^2) over weights (not biases).
+        epochs, batch_size: the length of training and the minibatch size.
+        patience: stop after this many epochs without a better validation accuracy and
+            restore the best weights; None trains every epoch and keeps the last weights.
+        seed: the seed of the minibatch order.
+        out_dir: where checkpoints, ``history.csv`` and ``summary.json`` go (optional).
+        progress: show a progress bar (default: when stderr is a terminal).
+        callbacks: ``Callback`` objects.
+        config: anything JSON-serialisable to store in checkpoints and the summary.
+    """
+
+    def __init__(self, model, optimizer, loss="softmax", scheduler=None, reg=0.0, epochs=10,
+                 batch_size=64, patience=None, seed=0, out_dir=None, progress=None,
+                 callbacks=(), config=None):
+        if isinstance(loss, str):
+            if loss not in LOSSES:
+                raise ChainruleError(f"Trainer: unknown loss {loss!r}; choose one of "
+                                     + ", ".join(LOSSES))
+            loss = LOSSES[loss]
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if not isinstance(value, int) or value <= 0:
+                raise ChainruleError(f"Trainer: {name} must be a positive integer, got {value!r}")
+        self.model, self.optimizer, self.loss_fn, self.scheduler = model, optimizer, loss, scheduler
+        self.reg, self.epochs, self.batch_size, self.patience = reg, epochs, batch_size, patience
+        self.seed, self.callbacks, self.config = seed, list(callbacks), config or {}
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.history: list[dict] = []
+        self.best = {"val_accuracy": -1.0, "epoch": 0}
+        self._best_state = None
+        self._bad_epochs, self._seconds = 0, 0.0
+
+    # ----- one step and one epoch ---------------------------------------------------------
+    def training_loss(self, X, y):
+        """Forward pass and loss on one minibatch: (loss Tensor, class scores array)."""
+        scores = self.model(X)
+        loss = self.loss_fn(scores, y)
+        if self.reg:
+            loss = loss + F.l2_penalty(self.model, self.reg)
+        return loss, scores.data
+
+    def _train_epoch(self, loader, epoch, bar):
+        self.model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        for step, (X, y) in enumerate(loader, 1):
+            loss, scores = self.training_loss(X, y)
+            value = loss.item()
+            if not math.isfinite(value):
+                where = f" the last good checkpoint is in {self.out_dir / CHECKPOINT};" \
+                    if self.out_dir else ""
+                raise TrainingDiverged(
+                    f"training diverged at epoch {epoch}, step {step}: the loss is {value};"
+                    f"{where} try a smaller learning rate")
+            self.optimizer.zero_grad()
+            loss.backward()
+            for cb in self.callbacks:
+                cb.on_after_backward(self)
+            self.optimizer.step()
+            for cb in self.callbacks:
+                cb.on_step_end(self)
+            total_loss += value * len(y)
+            correct += int((scores.argmax(axis=1) == y).sum())
+            seen += len(y)
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0 or step == len(loader):
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
+                                    refresh=False)
+        return total_loss / seen, correct / seen
+
+    @no_grad()
+    def evaluate(self, X, y, batch_size=2048):
+        """(mean loss, accuracy) of the model in evaluation mode on (X, y)."""
+        was_training = self.model.training
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(X), batch_size):
+            scores = self.model(X[start:start + batch_size])
+            labels = y[start:start + batch_size]
+            total_loss += self.loss_fn(scores, labels).item() * len(labels)
+            correct += int((scores.data.argmax(axis=1) == labels).sum())
+        self.model.train(was_training)
+        return total_loss / len(X), correct / len(X)
+
+    def current_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # ----- the loop -------------------------------------------------------------------------
+    def fit(self, data, resume=False) -> dict:
+        """Train on ``data`` (a Dataset with train and validation splits); returns the
+        summary. With ``resume``, continue from the checkpoint in ``out_dir``."""
+        loader = DataLoader(data.X_train, data.y_train, batch_size=self.batch_size,
+                            shuffle=True, seed=self.seed)
+        first_epoch = self._restore(loader) + 1 if resume else 1
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        bar = self._progress_bar(len(loader), first_epoch)
+        stopped_early = self.patience is not None and self._bad_epochs >= self.patience
+        try:
+            for epoch in range(first_epoch, self.epochs + 1):
+                if stopped_early:
+                    break
+                started = time.perf_counter()
+                for cb in self.callbacks:
+                    cb.on_epoch_begin(self, epoch)
+                if bar is not None:
+                    bar.set_description(f"epoch {epoch}/{self.epochs}")
+                lr = self.current_lr()
+                train_loss, train_acc = self._train_epoch(loader, epoch, bar)
+                val_loss, val_acc = self.evaluate(data.X_val, data.y_val)
+                self._step_scheduler(val_loss)
+                self._seconds += time.perf_counter() - started
+                record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
+                          "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr,
+                          "seconds": self._seconds}
+                improved = val_acc > self.best["val_accuracy"]
+                if improved:
+                    self.best = {"val_accuracy": val_acc, "epoch": epoch}
+                    self._best_state = self.model.state_dict()
+                self._bad_epochs = 0 if improved else self._bad_epochs + 1
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, record)
+                self.history.append(record)
+                if self.out_dir is not None:
+                    self._checkpoint(epoch, loader, improved)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.3f}",
+                                    val_acc=f"{val_acc:.3f}")
+                stopped_early = self.patience is not None and self._bad_epochs >= self.patience
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.patience is not None and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        summary = self._summary(data, stopped_early)
+        if self.out_dir is not None:
+            self._write_reports(summary)
+        return summary
+
+    def _step_scheduler(self, val_loss):
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(val_loss)
+        else:
+            self.scheduler.step()
+
+    def _progress_bar(self, steps_per_epoch, first_epoch):
+        if not self.progress:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # the bar is optional: chainrule[progress]
+            return None
+        total = steps_per_epoch * self.epochs
+        return tqdm(total=total, initial=steps_per_epoch * (first_epoch - 1), unit="step",
+                    dynamic_ncols=True, leave=True)
+
+    def _summary(self, data, stopped_early) -> dict:
+        train_loss, train_acc = self.evaluate(data.X_train, data.y_train)
+        val_loss, val_acc = self.evaluate(data.X_val, data.y_val)
+        summary = {"train_accuracy": train_acc, "val_accuracy": val_acc,
+                   "train_loss": train_loss, "val_loss": val_loss}
+        if data.X_test is not None:
+            summary["test_loss"], summary["test_accuracy"] = self.evaluate(data.X_test,
+                                                                           data.y_test)
+        last = self.history[-1] if self.history else {}
+        summary.update(final_loss=last.get("train_loss"), epochs=len(self.history),
+                       best_epoch=self.best["epoch"], stopped_early=stopped_early,
+                       seconds=round(self._seconds, 3), config=self.config)
+        return summary
+
+    # ----- checkpoints ----------------------------------------------------------------------
+    def _state(self, epoch, loader) -> dict:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "loader": loader.state_dict(),
+            "dropout": [m.rng_state() for m in self.model.modules() if isinstance(m, Dropout)],
+            "history": self.history,
+            "best": self.best,
+            "bad_epochs": self._bad_epochs,
+            "seconds": self._seconds,
+            "config": self.config,
+        }
+
+    def _checkpoint(self, epoch, loader, improved):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if improved:  # the best weights first: a resumed run recomputes them identically
+            save({"epoch": epoch, "model": self._best_state}, self.out_dir / BEST)
+        save(self._state(epoch, loader), self.out_dir / CHECKPOINT)
+        self._write_history()
+
+    def _restore(self, loader) -> int:
+        """Load the checkpoint in ``out_dir``; returns the last finished epoch."""
+        if self.out_dir is None:
+            raise ChainruleError("resume needs the output directory of the run (out_dir)")
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            raise CheckpointError(f"cannot resume: no checkpoint at {path}")
+        state = load(path)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state["scheduler"] is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            loader.load_state_dict(state["loader"])
+            dropouts = [m for m in self.model.modules() if isinstance(m, Dropout)]
+            for module, rng in zip(dropouts, state["dropout"], strict=True):
+                module.set_rng_state(rng)
+            self.history, self.best = list(state["history"]), dict(state["best"])
+            self._bad_epochs, self._seconds = state["bad_epochs"], state["seconds"]
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"cannot resume from {path}: it does not match this model "
+                                  f"and optimizer ({e})") from None
+        best_path = self.out_dir / BEST
+        if best_path.exists():
+            best = load(best_path)
+            if best["epoch"] == self.best["epoch"]:
+                self._best_state = best["model"]
+        return int(state["epoch"])
+
+    def _write_history(self):
+        if not self.history:
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(self.history[0]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write_text(self.out_dir / "history.csv", buffer.getvalue())
+
+    def _write_reports(self, summary):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._write_history()
+        atomic_write_text(self.out_dir / "summary.json",
+                          json.dumps(summary, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
