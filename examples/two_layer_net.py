@@ -13,7 +13,7 @@ w1 = cr.randn(D_in, H, seed=rng, dtype=cr.float64, requires_grad=True)
 w2 = cr.randn(H, D_out, seed=rng, dtype=cr.float64, requires_grad=True)
 
 losses = []
-for t in range(200):
+for _ in range(200):
     h = cr.sigmoid(x @ w1)
     y_pred = h @ w2
     loss = ((y_pred - y) ** 2).sum()

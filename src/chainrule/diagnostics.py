@@ -88,7 +88,8 @@ class DiagnosticsMonitor(Callback):
             weight = layer.weight.data
             norm = np.linalg.norm(weight)
             if norm > 0:
-                self._ratios[name].append(float(np.linalg.norm(weight - self._before[name]) / norm))
+                change = np.linalg.norm(weight - self._before[name])
+                self._ratios[name].append(float(change / norm))
 
     # ----- per epoch ----------------------------------------------------------------------
     def on_epoch_end(self, trainer, record):
