@@ -125,8 +125,8 @@ class DiagnosticsMonitor(Callback):
                                 "this epoch; dead units pass no gradient and stop learning "
                                 "(try a smaller learning rate or leaky_relu)")
             if saturated is not None and saturated >= ALERT_FRACTION:
-                messages["saturated"] = (f"layer {layer}: {saturated:.0%} of the units are saturated; "
-                                "their local gradient is near zero, so the layers below "
+                messages["saturated"] = (f"layer {layer}: {saturated:.0%} of the units are "
+                                "saturated; their local gradient is near zero, so the layers below "
                                 "barely learn (try relu, or smaller weights or inputs)")
             if ratio is not None and not HEALTHY_RATIO[0] <= ratio <= HEALTHY_RATIO[1]:
                 size = "large" if ratio > HEALTHY_RATIO[1] else "small"
