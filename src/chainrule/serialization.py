@@ -73,7 +73,8 @@ def load(path):
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, TypeError,
-            json.JSONDecodeError, UnicodeDecodeError) as e:
+            UnicodeDecodeError, NotImplementedError, RuntimeError, OSError) as e:
+        # zipfile reports damage in many ways: bad offsets, unknown methods, odd flags
         raise CheckpointError(f"load: {path} is truncated or not a chainrule checkpoint "
                               f"({type(e).__name__}: {e})") from None
 

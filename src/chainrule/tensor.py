@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ChainruleError, DTypeError
+from .errors import ChainruleError, DTypeError, GraphError
 
 float16, float32, float64 = np.float16, np.float32, np.float64
 int32, int64, bool_ = np.int32, np.int64, np.bool_
@@ -176,6 +176,31 @@ class Tensor:
 
     def __rpow__(self, other):
         return ops.power(other, self)
+
+    # In-place arithmetic changes ``data`` itself, as a parameter update does:
+    #     with cr.no_grad():
+    #         w -= lr * w.grad
+    def _in_place(self, ufunc, other):
+        if self.requires_grad and engine.is_grad_enabled():
+            if self._ctx is None:
+                raise GraphError(
+                    "a leaf tensor that requires grad cannot be changed in place while "
+                    "gradients are recorded; update it inside `with cr.no_grad():`")
+            return NotImplemented  # inside a graph: fall back to a new tensor (a = a + b)
+        ufunc(self.data, _raw(other), out=self.data, casting="same_kind")
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place(np.add, other)
+
+    def __isub__(self, other):
+        return self._in_place(np.subtract, other)
+
+    def __imul__(self, other):
+        return self._in_place(np.multiply, other)
+
+    def __itruediv__(self, other):
+        return self._in_place(np.true_divide, other)
 
     def __matmul__(self, other):
         return ops.matmul(self, other)

@@ -107,7 +107,8 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        modules = list(self._modules.values())
+        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
 
     def __len__(self):
         return len(self._modules)

@@ -58,6 +58,10 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise ChainruleError(f"{type(self).__name__}: call super().__init__() in __init__ "
                                  "before assigning attributes")
+        if name in self._buffers and not isinstance(value, Parameter | Module):
+            self._buffers[name] = None if value is None else np.asarray(
+                value.data if isinstance(value, Tensor) else value)
+            return
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -219,10 +223,14 @@ class Module:
         missing = [k for k in expected if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own and k not in own_buffers]
         mismatched = []
-        for name, p in own.items():
-            if name in state_dict and np.shape(state_dict[name]) != p.shape:
+        shapes = {name: p.shape for name, p in own.items()}
+        shapes.update({name: np.shape(module._buffers[key])
+                       for name, (module, key) in own_buffers.items()
+                       if module._buffers[key] is not None})
+        for name, shape in shapes.items():
+            if name in state_dict and np.shape(state_dict[name]) != shape:
                 mismatched.append(f"{name}: checkpoint {np.shape(state_dict[name])}, "
-                                  f"model {p.shape}")
+                                  f"model {shape}")
         problems = []
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))
