@@ -292,7 +292,8 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                         d = d.astype(parent.dtype)
                     # A result that shares no memory with the upstream was made for this
                     # input alone, so later gradients may be added into it in place.
-                    fresh = not create_graph and not np.may_share_memory(d, upstream)
+                    fresh = (not create_graph and type(d) is np.ndarray and d.flags.writeable
+                             and not np.may_share_memory(d, upstream))
                     _accumulate(grads, owned, id(parent), d, fresh, create_graph)
                     if observer is not None:
                         d = d.copy() if fresh and not create_graph else d

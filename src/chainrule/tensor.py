@@ -317,11 +317,11 @@ class Tensor:
 
     def transpose(self, *axes):
         """NumPy's transpose: reverse the axes, or permute them as given."""
-        return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+        return ops.transpose(self, axes[0] if _one_sequence(axes) else (axes or None))
 
     def permute(self, *dims):
         """PyTorch's name for ``transpose(dims)``."""
-        return ops.transpose(self, dims[0] if len(dims) == 1 else dims)
+        return ops.transpose(self, dims[0] if _one_sequence(dims) else dims)
 
     def swapaxes(self, axis1, axis2):
         return ops.swapaxes(self, axis1, axis2)
@@ -345,6 +345,11 @@ class Tensor:
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _one_sequence(args) -> bool:
+    """Whether varargs hold a single tuple/list (``f((1, 0))``) rather than ints."""
+    return len(args) == 1 and not isinstance(args[0], int | np.integer)
 
 
 def _as_data(data, dtype):

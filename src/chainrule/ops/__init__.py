@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import engine
+from ..errors import ShapeError
 from ..tensor import Tensor
 from .elementwise import (
     Abs,
@@ -169,11 +170,16 @@ def transpose(x, axes=None):
 
 
 def permute(x, *dims):
-    return transpose(x, dims[0] if len(dims) == 1 else dims)
+    one = len(dims) == 1 and not isinstance(dims[0], int | np.integer)
+    return transpose(x, dims[0] if one else dims)
 
 
 def swapaxes(x, axis1, axis2):
-    axes = list(range(np.ndim(_raw(x))))
+    ndim = np.ndim(_raw(x))
+    for a in (axis1, axis2):
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"swapaxes: axis {a} is out of range for shape {np.shape(_raw(x))}")
+    axes = list(range(ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return transpose(x, axes)
 

@@ -272,6 +272,12 @@ class Where(Function):
 
     symbol = "where"
 
+    @classmethod
+    def shape_error(cls, arrays, params):
+        shapes = (np.shape(params.get("condition")),) + tuple(np.shape(a) for a in arrays)
+        return "where: condition, a and b of shapes " + ", ".join(map(str, shapes)) + \
+            " do not broadcast together"
+
     @staticmethod
     def forward(ctx, a, b, condition=None):
         ctx.condition = condition

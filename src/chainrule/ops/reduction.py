@@ -153,8 +153,9 @@ class Softmax(Function):
 
     symbol = "softmax"
 
-    @staticmethod
-    def forward(ctx, a, axis=-1):
+    @classmethod
+    def forward(cls, ctx, a, axis=-1):
+        normalize_axes(axis, np.ndim(a), cls.name())
         ctx.axis = axis
         e = np.exp(a - np.max(a, axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
@@ -171,8 +172,13 @@ class LogSoftmax(Function):
 
     symbol = "log_softmax"
 
-    @staticmethod
-    def forward(ctx, a, axis=-1):
+    @classmethod
+    def name(cls):
+        return "log_softmax"
+
+    @classmethod
+    def forward(cls, ctx, a, axis=-1):
+        normalize_axes(axis, np.ndim(a), cls.name())
         ctx.axis = axis
         shifted = a - np.max(a, axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
