@@ -14,7 +14,7 @@ node's upstream gradient by it to get the downstream gradients.
     (array(-4., dtype=float32), array(-4., dtype=float32), array(3., dtype=float32))
 """
 
-from . import autograd, gradcheck, nn, optim
+from . import autograd, functional, gradcheck, nn, optim, viz
 from .engine import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .errors import (
     ChainruleError,
@@ -65,6 +65,7 @@ from .ops import (
     where,
 )
 from .serialization import load, save
+from .viz import draw_graph, explain
 from .tensor import (
     Tensor,
     arange,

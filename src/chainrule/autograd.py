@@ -50,3 +50,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             g = Tensor._wrap(g.astype(t.dtype, copy=True))
         gradients.append(g)
     return tuple(gradients)
+
+
+from .functional import hessian, jacobian, jacobian_size, jvp, vjp  # noqa: E402,F401

@@ -136,6 +136,11 @@ ARRAY_MATH = ArrayMath()
 TENSOR_MATH = None  # chainrule.ops fills this in: the same functions, recorded on Tensors
 
 
+# After backward(), a node whose values are all this small keeps them (while still refusing
+# a second backward), so that small graphs can be drawn and explained after backward().
+KEEP_AFTER_RELEASE = 64
+
+
 class Context:
     """One node of the computational graph, made by ``Function.apply``.
 
@@ -145,9 +150,17 @@ class Context:
     """
 
     def release(self):
+        self.released = True
+        if _size(self.out) <= KEEP_AFTER_RELEASE and all(
+                _size(a) <= KEEP_AFTER_RELEASE for a in self.inputs):
+            return
         fn = self.fn
         self.__dict__.clear()
         self.fn, self.released = fn, True
+
+
+def _size(value) -> int:
+    return getattr(value, "size", 1)
 
 
 class Function:
@@ -212,10 +225,11 @@ def _forward_value(x):
     return np.asarray(x)
 
 
-def topological_order(roots) -> list:
+def topological_order(roots, allow_released=False) -> list:
     """Tensors that require grad reachable from ``roots``, each after all its inputs.
 
     Iterative depth-first search, so a chain of any length works (no recursion limit).
+    ``allow_released`` lets inspection tools walk released nodes that kept their values.
     """
     order, visited = [], set()
     stack = [(root, False) for root in roots if root.requires_grad]
@@ -231,7 +245,7 @@ def topological_order(roots) -> list:
         ctx = t._ctx
         if ctx is None:
             continue
-        if ctx.released:
+        if ctx.released and not (allow_released and "parents" in ctx.__dict__):
             raise GraphError(
                 f"backward: the graph through '{ctx.fn.name()}' was already used by an "
                 "earlier backward() and its saved values were released; pass "
@@ -244,7 +258,7 @@ def topological_order(roots) -> list:
 
 
 def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, capture=None,
-                 observer=None):
+                 observer=None, allow_released=False):
     """Backpropagate from ``roots`` (seeded with ``root_grads``) through the graph.
 
     Without ``capture``, gradients are accumulated (``+=``) into the ``.grad`` of leaf
@@ -254,14 +268,17 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
 
     ``observer``, if given, is called as ``observer(tensor, upstream, downstream)`` for
     every tensor in backward order, with ``downstream`` the tuple of gradients sent to
-    its inputs (``None`` for a leaf); tools that explain backpropagation use it.
+    its inputs (``None`` for a leaf); tools that explain backpropagation use it, with
+    ``allow_released`` to go through small graphs a ``backward()`` has already used.
     """
-    order = topological_order(roots)
+    order = topological_order(roots, allow_released)
     grads: dict[int, object] = {}
     owned: set[int] = set()  # gradient buffers this pass allocated, safe to add into in place
     captured = {id(t): None for t in capture} if capture is not None else None
 
     for root, g in zip(roots, root_grads):
+        if isinstance(g, Tensor) and not create_graph:
+            g = np.asarray(g.data, dtype=root.dtype)
         if root.requires_grad:
             _accumulate(grads, owned, id(root), g, False, create_graph)
 
@@ -300,7 +317,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                 sent.append(d if need else None)
             if observer is not None:
                 observer(t, upstream, tuple(sent))
-            if not retain_graph:
+            if not retain_graph and not ctx.released:
                 ctx.release()
     if captured is not None:
         return [captured[id(t)] for t in capture]
@@ -380,7 +397,10 @@ def _seed_gradient(tensor, gradient, where):
             )
         return np.ones(tensor.shape, dtype=tensor.dtype)
     if isinstance(gradient, Tensor):
-        gradient = gradient.data
+        if gradient.shape != tensor.shape:
+            raise ShapeError(f"{where}: gradient has shape {gradient.shape} but the output "
+                             f"has shape {tensor.shape}")
+        return gradient  # kept as a Tensor: with create_graph the result depends on it
     gradient = np.asarray(gradient, dtype=tensor.dtype)
     if gradient.shape != tensor.shape:
         raise ShapeError(

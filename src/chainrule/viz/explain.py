@@ -1,0 +1,237 @@
+"""The backward pass, one node at a time, in the lecture's words.
+
+For each node, in the order backpropagation visits them: its forward value, its local
+gradient for each input (d node / d input), the upstream gradient arriving from the
+output (d output / d node) and the downstream gradients it sends to its inputs
+(upstream times local gradient). The gate patterns of the lecture are named where they
+apply: add is a gradient distributor, multiply a swapper, max a router, and a value used
+twice is copied, so its gradients add.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .. import engine
+from ..errors import ChainruleError, GraphError
+from ..tensor import Tensor
+from .graph import (
+    INFIX,
+    format_number,
+    format_value,
+    forward_order,
+    is_released,
+    tensor_names,
+    trace_backward,
+)
+
+PATTERNS = {"add": "distributor", "multiply": "swapper", "maximum": "router",
+            "minimum": "router", "max": "router", "min": "router"}
+JACOBIAN_LIMIT = 256  # form a local Jacobian only up to this many entries
+COLUMNS = [("node", "node"), ("op", "op"), ("value", "value"),
+           ("local_grad", "local grad"), ("upstream", "upstream"),
+           ("downstream", "downstream"), ("pattern", "pattern")]
+
+
+def explain(output, gradient=None) -> Explanation:
+    """Backpropagate from ``output`` and report every node's part in it.
+
+    Runs its own backward pass on the retained graph (no ``.grad`` is touched, the graph
+    stays usable). ``gradient`` is the upstream gradient of the output (default: 1, or
+    ones for an output with several elements, i.e. the gradients of ``output.sum()``).
+
+    Returns an ``Explanation``: print it for an aligned table, or read ``.rows``, a list
+    of dicts with keys ``node`` (e.g. "q = x + y"), ``name``, ``op``, ``inputs``,
+    ``value``, ``local_grad`` (one per input: a number, an elementwise array, a small
+    Jacobian of shape (out.size, in.size) or a note that it is too big to form),
+    ``upstream``, ``downstream`` (one per input) and ``pattern``. Single values are
+    Python floats.
+    """
+    if not isinstance(output, Tensor):
+        raise ChainruleError(f"explain: expected a Tensor, got {type(output).__name__}")
+    order = forward_order(output)
+    if any(is_released(t) for t in order):
+        raise GraphError("explain: the graph was released by an earlier backward(); call "
+                         "explain() before backward(), or backward(retain_graph=True)")
+    names = tensor_names(order, output)
+    uses = {}
+    for t in order:
+        for p in _parents(t):
+            if isinstance(p, Tensor):
+                uses[id(p)] = uses.get(id(p), 0) + 1
+    steps = trace_backward(output, gradient)
+    rows = [_row(step, names, uses.get(id(step.tensor), 0)) for step in steps]
+    notes = []
+    if gradient is None and output.size != 1:
+        notes.append(f"the output has shape {output.shape}: its upstream gradient is ones "
+                     "(these are the gradients of output.sum())")
+    return Explanation(rows, notes)
+
+
+def _parents(t):
+    return () if t._ctx is None else t._ctx.parents
+
+
+def _row(step, names, n_uses) -> dict:
+    t = step.tensor
+    name = names[id(t)]
+    patterns = []
+    if t._ctx is None:
+        row = dict(node=name, name=name, op="leaf", inputs=[], value=_plain(t.data),
+                   local_grad=[], local_grad_kind=None, downstream=[])
+    else:
+        ctx, fn = t._ctx, t._ctx.fn
+        args = [_arg_label(p, names) for p in ctx.parents]
+        local, kind = local_gradients(t)
+        row = dict(node=f"{name} = {_expression(fn, args)}", name=name, op=fn.name(),
+                   inputs=args, value=_plain(t.data), local_grad=local, local_grad_kind=kind,
+                   downstream=[None if d is None else _plain(d) for d in step.downstream])
+        if fn.name() in PATTERNS:
+            patterns.append(PATTERNS[fn.name()])
+    row["upstream"] = _plain(step.upstream)
+    if n_uses > 1:
+        patterns.append("copy: gradients add")
+    row["pattern"] = "; ".join(patterns)
+    return row
+
+
+def local_gradients(t: Tensor):
+    """d t / d input for each input of the operation that made ``t``, and their kind.
+
+    Elementwise operations: the elementwise derivative (the rule applied to an upstream
+    of ones), a number for single values ("scalar" / "elementwise"). Others: the
+    Jacobian of shape (t.size, input.size), one backward call per output element, when
+    it has at most ``JACOBIAN_LIMIT`` entries ("jacobian"); else a note ("not formed").
+    Inputs that need no gradient get None.
+    """
+    ctx = t._ctx
+    out = np.asarray(ctx.out)
+    needs = ctx.needs_input_grad
+    if ctx.fn.__module__.endswith(".elementwise"):
+        local = _call_rule(ctx, np.ones_like(out))
+        scalar = out.size == 1 and all(np.size(a) == 1 for a in ctx.inputs)
+        return [_plain(d) if need and d is not None else None
+                for d, need in zip(local, needs)], "scalar" if scalar else "elementwise"
+    sizes = [int(np.size(a)) for a in ctx.inputs]
+    if any(need and out.size * n > JACOBIAN_LIMIT for need, n in zip(needs, sizes)):
+        return [f"Jacobian ({out.size} x {n}), not formed" if need else None
+                for need, n in zip(needs, sizes)], "not formed"
+    rows = [[] for _ in sizes]
+    for i in range(out.size):
+        onehot = np.zeros(out.shape, dtype=out.dtype)
+        onehot.flat[i] = 1
+        for k, (d, a) in enumerate(zip(_call_rule(ctx, onehot), ctx.inputs)):
+            if needs[k] and d is not None:
+                rows[k].append(np.ravel(engine.sum_to_shape(np.asarray(d), np.shape(a))))
+    return [np.array(r) if needs[k] and r else None for k, r in enumerate(rows)], "jacobian"
+
+
+def _call_rule(ctx, upstream) -> tuple:
+    ctx.xp = engine.ARRAY_MATH
+    result = ctx.fn.backward(ctx, upstream)
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _expression(fn, args) -> str:
+    symbol = fn.symbol
+    if symbol in INFIX and len(args) == 2:
+        return f"{args[0]} {symbol} {args[1]}"
+    if fn.name() == "negative":
+        return f"-{args[0]}"
+    if symbol == "[]":
+        return f"{args[0]}[...]"
+    return f"{symbol}({', '.join(args)})"
+
+
+def _arg_label(p, names) -> str:
+    if isinstance(p, Tensor):
+        return names[id(p)]
+    if np.ndim(p) == 0:
+        return format_number(np.asarray(p).item())
+    return "const"
+
+
+def _plain(x):
+    """A single value as a Python float; arrays as they are."""
+    a = np.asarray(x)
+    if a.size == 1 and a.dtype.kind in "biuf":
+        return float(a.reshape(()).item())
+    return a
+
+
+# ----- the table -------------------------------------------------------------------------
+def _cell(row, key) -> str:
+    value = row[key]
+    if key in ("local_grad", "downstream"):
+        parts = []
+        for name, v in zip(row["inputs"], value):
+            if v is None:
+                continue
+            if isinstance(v, str):
+                text = v
+            elif key == "local_grad" and row["local_grad_kind"] == "jacobian":
+                text = "J " + format_value(v, inline=4)
+            else:
+                text = format_value(v, inline=4)
+            parts.append(f"{name}: {text}")
+        return ", ".join(parts)
+    if key in ("value", "upstream"):
+        return format_value(value, inline=4)
+    return str(value)
+
+
+class Explanation:
+    """The rows of a backward pass (see ``explain``); prints as an aligned table.
+
+    ``rows`` is a list of dicts; ``to_markdown()`` gives a Markdown table; Jupyter shows
+    an HTML table. ``explanation["q"]`` is the row of the node named q.
+    """
+
+    def __init__(self, rows: list[dict], notes: list[str] | None = None):
+        self.rows = rows
+        self.notes = list(notes or [])
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for row in self.rows:
+                if row["name"] == key:
+                    return row
+            raise KeyError(key)
+        return self.rows[key]
+
+    def table(self) -> list[list[str]]:
+        """The header and the rows as text cells."""
+        return [[title for _, title in COLUMNS]] + [
+            [_cell(row, key) for key, _ in COLUMNS] for row in self.rows]
+
+    def __str__(self):
+        cells = self.table()
+        widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+    __repr__ = __str__
+
+    def to_markdown(self) -> str:
+        cells = self.table()
+        esc = [[c.replace("|", "\\|") for c in r] for r in cells]
+        lines = ["| " + " | ".join(esc[0]) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
+        return "\n".join(lines + [f"\n{n}" for n in self.notes]) + "\n"
+
+    def _repr_html_(self) -> str:
+        cells = self.table()
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
+        body = "".join("<tr>" + "".join(f"<td><code>{html.escape(c)}</code></td>" for c in r)
+                       + "</tr>" for r in cells[1:])
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}"

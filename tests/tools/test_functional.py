@@ -1,0 +1,172 @@
+"""Jacobians, Hessians, vjp and jvp, with torch.autograd.functional's structure."""
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.functional import hessian, jacobian, jacobian_size, jvp, vjp
+from chainrule.gradcheck import numerical_grad
+
+
+def t64(a, requires_grad=False):
+    return cr.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+
+
+def rand(*shape, seed=0):
+    return t64(np.random.default_rng(seed).standard_normal(shape))
+
+
+def layer(x, W):
+    return cr.tanh(x @ W)
+
+
+def test_jacobian_of_relu_is_diagonal_with_zeros_where_inputs_are_negative():
+    data = np.array([-1.5, 2.0, -0.5, 3.0, 0.7])
+    J = jacobian(cr.relu, t64(data))
+    assert J.shape == (5, 5)
+    np.testing.assert_array_equal(J.data, np.diag((data > 0).astype(float)))
+
+
+def test_jacobian_of_matmul_matches_finite_differences_row_by_row():
+    x, W = rand(2, 3, seed=1), rand(3, 4, seed=2)
+    J = jacobian(lambda w: x @ w, W)
+    assert J.shape == (2, 4, 3, 4)
+    for i in np.ndindex(2, 4):
+        onehot = np.zeros((2, 4))
+        onehot[i] = 1
+        row = numerical_grad(lambda w: x @ w, W, upstream=onehot)
+        np.testing.assert_allclose(J.data[i], row, atol=1e-8)
+
+
+def test_hessian_of_a_quadratic_form_is_a_plus_a_transpose():
+    A = np.random.default_rng(3).standard_normal((4, 4))
+    H = hessian(lambda v: v @ (t64(A) @ v), rand(4, seed=4))
+    np.testing.assert_allclose(H.data, A + A.T, atol=1e-12)
+
+
+def test_vjp_and_jvp_agree_with_each_other_and_with_the_jacobian():
+    x, W = rand(2, 3, seed=5), rand(3, 4, seed=6)
+    v = rand(2, 4, seed=7)
+    u = (rand(2, 3, seed=8), rand(3, 4, seed=9))
+    out, (vx, vw) = vjp(layer, (x, W), v)
+    out2, Ju = jvp(layer, (x, W), u)
+    np.testing.assert_allclose(out.data, layer(x, W).data)
+    np.testing.assert_allclose(out2.data, out.data)
+    # v . (J u) == (v^T J) . u
+    left = float((v.data * Ju.data).sum())
+    right = float((vx.data * u[0].data).sum() + (vw.data * u[1].data).sum())
+    assert left == pytest.approx(right, rel=1e-12)
+    Jx, JW = jacobian(layer, (x, W))
+    expected = (np.tensordot(Jx.data, u[0].data, axes=2)
+                + np.tensordot(JW.data, u[1].data, axes=2))
+    np.testing.assert_allclose(Ju.data, expected, atol=1e-12)
+
+
+def test_result_structures_follow_pytorch():
+    x, y = rand(3, seed=1), rand(2, seed=2)
+    assert isinstance(jacobian(cr.exp, x), cr.Tensor)
+    pair = jacobian(lambda a, b: a.sum() * b, (x, y))
+    assert isinstance(pair, tuple) and [j.shape for j in pair] == [(2, 3), (2, 2)]
+    outs = jacobian(lambda a: (a * 2, a.sum()), x)
+    assert [j.shape for j in outs] == [(3, 3), (3,)]
+    table = jacobian(lambda a, b: (a * 2, b.sum()), (x, y))
+    assert [[j.shape for j in row] for row in table] == [[(3, 3), (3, 2)], [(3,), (2,)]]
+    np.testing.assert_array_equal(table[0][1].data, 0)  # a * 2 does not depend on b
+    H = hessian(lambda a, b: (a * a).sum() * b.sum(), (x, y))
+    assert [[h.shape for h in row] for row in H] == [[(3, 3), (3, 2)], [(2, 3), (2, 2)]]
+    out, g = vjp(lambda a: a.sum(), x)
+    assert out.shape == () and g.shape == (3,)
+    out, g = jvp(lambda a: (a * 2, a.sum()), t64(2.0))
+    assert isinstance(out, tuple) and [float(t) for t in g] == [2.0, 1.0]
+
+
+def test_inputs_keep_no_grad_and_results_have_no_graph_by_default():
+    x = rand(3, seed=1)
+    x.requires_grad_(True)
+    J = jacobian(cr.sigmoid, x)
+    out, g = vjp(cr.sigmoid, x, t64(np.ones(3)))
+    assert x.grad is None
+    assert not J.requires_grad and not out.requires_grad and not g.requires_grad
+
+
+def test_create_graph_makes_results_differentiable():
+    x = t64([1.0, -2.0, 3.0], requires_grad=True)
+    J = jacobian(lambda a: a ** 3, x, create_graph=True)
+    np.testing.assert_allclose(J.data, np.diag(3 * x.data ** 2))
+    (g,) = cr.autograd.grad(J.sum(), x)
+    np.testing.assert_allclose(g.data, 6 * x.data)
+
+
+def test_vectors_are_checked():
+    x = rand(3, seed=1)
+    with pytest.raises(cr.ChainruleError, match="single element"):
+        vjp(cr.exp, x)
+    with pytest.raises(cr.ShapeError, match="shape"):
+        vjp(cr.exp, x, t64(np.ones(4)))
+    with pytest.raises(cr.ChainruleError, match="single element"):
+        jvp(cr.exp, x)
+    with pytest.raises(cr.ChainruleError, match="single element"):
+        hessian(cr.exp, x)
+    with pytest.raises(cr.ChainruleError, match="Tensor or a tuple"):
+        jacobian(cr.exp, [1.0, 2.0])
+
+
+def test_against_torch_autograd_functional():
+    torch = pytest.importorskip("torch")
+    F = torch.autograd.functional
+
+    def ours(x, W):
+        return cr.sigmoid(x @ W) * x.sum()
+
+    def theirs(x, W):
+        return torch.sigmoid(x @ W) * x.sum()
+
+    x, W = rand(2, 3, seed=10), rand(3, 2, seed=11)
+    tx, tW = torch.tensor(x.data), torch.tensor(W.data)
+    for a, b in zip(jacobian(ours, (x, W)), F.jacobian(theirs, (tx, tW))):
+        np.testing.assert_allclose(a.data, b.numpy(), atol=1e-12)
+
+    def scalar_ours(x, W):
+        return (ours(x, W) ** 2).sum()
+
+    def scalar_theirs(x, W):
+        return (theirs(x, W) ** 2).sum()
+
+    H, Ht = hessian(scalar_ours, (x, W)), F.hessian(scalar_theirs, (tx, tW))
+    for i in range(2):
+        for j in range(2):
+            np.testing.assert_allclose(H[i][j].data, Ht[i][j].numpy(), atol=1e-10)
+    v = rand(2, 2, seed=12)
+    _, ours_vjp = vjp(ours, (x, W), v)
+    _, their_vjp = F.vjp(theirs, (tx, tW), torch.tensor(v.data))
+    for a, b in zip(ours_vjp, their_vjp):
+        np.testing.assert_allclose(a.data, b.numpy(), atol=1e-12)
+    u = (rand(2, 3, seed=13), rand(3, 2, seed=14))
+    _, ours_jvp = jvp(ours, (x, W), u)
+    _, their_jvp = F.jvp(theirs, (tx, tW), tuple(torch.tensor(t.data) for t in u))
+    np.testing.assert_allclose(ours_jvp.data, their_jvp.numpy(), atol=1e-12)
+
+
+def test_jacobian_size_of_the_lectures_layer():
+    size = jacobian_size((100, 4096), (100, 4096))
+    n = 100 * 4096
+    assert size.shape == (n, n) == (409_600, 409_600)
+    assert size.entries == n * n and size.nbytes == 4 * n * n
+    text = str(size)
+    assert "409,600 x 409,600" in text
+    assert f"{n * n / 1e9:.1f} billion entries" in text
+    assert f"{4 * n * n / 1e9:.1f} GB in float32" in text
+    assert "never builds it" in text and f"O({n:,})" in text
+    assert jacobian_size(4096, 4096, dtype="float64").nbytes == 8 * 4096 ** 2
+    assert jacobian_size((3,), (2,)).as_dict()["memory"] == "24 B"
+    with pytest.raises(cr.ChainruleError):
+        jacobian_size((-1, 3), (3,))
+    with pytest.raises(cr.ChainruleError):
+        jacobian_size("big", (3,))
+
+
+def test_jacobian_size_agrees_with_a_real_jacobian():
+    x = rand(2, 3, seed=1)
+    J = jacobian(cr.tanh, x)
+    size = jacobian_size(x.shape, x.shape, dtype="float64")
+    assert J.size == size.entries and J.data.nbytes == size.nbytes
