@@ -65,7 +65,6 @@ from .ops import (
     where,
 )
 from .serialization import load, save
-from .viz import draw_graph, explain
 from .tensor import (
     Tensor,
     arange,
@@ -87,5 +86,6 @@ from .tensor import (
     zeros,
     zeros_like,
 )
+from .viz import draw_graph, explain
 
 __version__ = "0.1.0"
