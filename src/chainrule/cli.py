@@ -1,4 +1,4 @@
-"""The ``chainrule`` command line: ``train``, ``evaluate``, ``demo``.
+"""The ``chainrule`` command line: ``train``, ``evaluate``, ``graph``, ``explain``, ``demo``.
 
 A user error (an unknown choice, a bad size, missing data, an unreadable checkpoint)
 prints one line saying what is wrong and exits with status 2, without a traceback.
@@ -78,7 +78,20 @@ def make_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("evaluate", help="re-evaluate a trained model")
     ev.add_argument("--checkpoint", required=True, help="the --out folder of a training run")
     ev.add_argument("--data-dir")
-    commands.add_parser("demo", help="the lecture's examples, then a training run")
+    for name, text in (("graph", "draw the computational graph of a small formula"),
+                       ("explain", "show the backward pass of a small formula step by step")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("expression", help='a formula such as "(x + y) * z"')
+        p.add_argument("--values", default="", help="the variables, e.g. x=-2,y=5,z=-4")
+        if name == "graph":
+            p.add_argument("--out", help="file to write (default: print to the terminal)")
+            p.add_argument("--format", choices=("svg", "dot"),
+                           help="default: from --out's suffix, else svg")
+        else:
+            p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    demo = commands.add_parser("demo", help="the lecture's examples, then a training run")
+    demo.add_argument("--out", default="runs/demo", help="where the training run goes")
+    demo.add_argument("--quiet", action="store_true")
     return parser
 
 
@@ -125,13 +138,36 @@ def _evaluate(args):
     print(json.dumps(results, indent=2))
 
 
+def _formula(args):
+    from .viz import parse_expression, parse_values
+
+    output, _ = parse_expression(args.expression, parse_values(args.values))
+    return output
+
+
+def _graph(args):
+    from .viz import draw_graph
+
+    fmt = args.format or ("dot" if args.out and args.out.endswith(".dot") else "svg")
+    drawing = draw_graph(_formula(args), path=args.out, format=fmt)
+    print(f"wrote {args.out}" if args.out else drawing)
+
+
+def _explain(args):
+    from .viz import explain
+
+    table = explain(_formula(args))
+    print(table.to_markdown() if args.markdown else table)
+
+
 def _demo(args):
     from .demo import run_demo
 
-    run_demo()
+    run_demo(args.out, progress=False if args.quiet else None)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "demo": _demo}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": _explain,
+            "demo": _demo}
 
 
 def main(argv=None) -> int:
