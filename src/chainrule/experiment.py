@@ -174,8 +174,8 @@ def prepare_data(config: RunConfig, scaler_state=None):
 def train(config: RunConfig, resume=False, progress=None, callbacks=()) -> dict:
     """Run ``config`` and write its results into ``config.out`` (if set); returns the
     summary. With ``resume``, continue the run saved in ``config.out``."""
-    if resume:
-        config = saved_config(config.out)
+    if resume:  # the saved options, but the folder as given now (it may have moved)
+        config = dataclasses.replace(saved_config(config.out), out=config.out)
     config = config.resolved()
     data, scaler = prepare_data(config)
     model = build_model(config, data.num_features, data.num_classes)
@@ -234,6 +234,8 @@ def evaluate(run_dir, data_dir=None) -> dict:
     """Re-evaluate the model a run saved (``model.crk``, else its last checkpoint) on every
     split of its data set; returns {split: {"loss", "accuracy"}}."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():  # the model file itself rather than its folder
+        run_dir = run_dir.parent
     for name in (MODEL, CHECKPOINT):
         if (run_dir / name).exists():
             state = load(run_dir / name)

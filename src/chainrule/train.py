@@ -107,6 +107,7 @@ class Trainer:
             loss = loss + F.l2_penalty(self.model, self.reg)
         return loss, scores.data
 
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a NaN loss is reported
     def _train_epoch(self, loader, epoch, bar):
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
@@ -114,8 +115,9 @@ class Trainer:
             loss, scores = self.training_loss(X, y)
             value = loss.item()
             if not math.isfinite(value):
-                where = f" the last good checkpoint is in {self.out_dir / CHECKPOINT};" \
-                    if self.out_dir else ""
+                last_good = self.out_dir / CHECKPOINT if self.out_dir else None
+                where = (f" the last good checkpoint is in {last_good};"
+                         if last_good is not None and last_good.exists() else "")
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}, step {step}: the loss is {value};"
                     f"{where} try a smaller learning rate")
@@ -159,7 +161,10 @@ class Trainer:
         summary. With ``resume``, continue from the checkpoint in ``out_dir``."""
         loader = DataLoader(data.X_train, data.y_train, batch_size=self.batch_size,
                             shuffle=True, seed=self.seed)
+        if self.out_dir is not None:
+            self._remove_unfinished_writes()
         first_epoch = self._restore(loader) + 1 if resume else 1
+        self._history_on_disk = 0  # rows of history.csv known to be on disk
         for cb in self.callbacks:
             cb.on_train_begin(self)
         bar = self._progress_bar(len(loader), first_epoch)
@@ -190,7 +195,9 @@ class Trainer:
                     cb.on_epoch_end(self, record)
                 self.history.append(record)
                 if self.out_dir is not None:
+                    writing = time.perf_counter()
                     self._checkpoint(epoch, loader, improved)
+                    self._seconds += time.perf_counter() - writing  # wall time, all told
                 if bar is not None:
                     bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.3f}",
                                     val_acc=f"{val_acc:.3f}")
@@ -249,7 +256,7 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "loader": loader.state_dict(),
             "dropout": [m.rng_state() for m in self.model.modules() if isinstance(m, Dropout)],
-            "history": self.history,
+            "history": json.dumps(self.history),  # one string: cheap to store each epoch
             "best": self.best,
             "bad_epochs": self._bad_epochs,
             "seconds": self._seconds,
@@ -280,7 +287,9 @@ class Trainer:
             dropouts = [m for m in self.model.modules() if isinstance(m, Dropout)]
             for module, rng in zip(dropouts, state["dropout"], strict=True):
                 module.set_rng_state(rng)
-            self.history, self.best = list(state["history"]), dict(state["best"])
+            history = state["history"]
+            self.history = json.loads(history) if isinstance(history, str) else list(history)
+            self.best = dict(state["best"])
             self._bad_epochs, self._seconds = state["bad_epochs"], state["seconds"]
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"cannot resume from {path}: it does not match this model "
@@ -293,16 +302,34 @@ class Trainer:
         return int(state["epoch"])
 
     def _write_history(self):
+        """history.csv: rewritten whole the first time in a run, then one row appended per
+        epoch (the checkpoint, not this report, is what a resumed run trusts)."""
         if not self.history:
             return
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(self.history[0]), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(self.history)
-        atomic_write_text(self.out_dir / "history.csv", buffer.getvalue())
+        fields = list(self.history[0])
+        path = self.out_dir / "history.csv"
+        if self._history_on_disk and path.exists():
+            with open(path, "a", newline="") as f:
+                csv.DictWriter(f, fieldnames=fields, extrasaction="ignore").writerows(
+                    self.history[self._history_on_disk:])
+        else:
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(self.history)
+            atomic_write_text(path, buffer.getvalue())
+        self._history_on_disk = len(self.history)
+
+    def _remove_unfinished_writes(self):
+        """Temporary files left by a write that was killed midway; never a real file."""
+        if self.out_dir.is_dir():
+            for name in (CHECKPOINT, BEST, "history.csv", "summary.json"):
+                for leftover in self.out_dir.glob(f".{name}.*.tmp"):
+                    leftover.unlink(missing_ok=True)
 
     def _write_reports(self, summary):
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._history_on_disk = 0  # the final history.csv is written whole
         self._write_history()
         atomic_write_text(self.out_dir / "summary.json",
                           json.dumps(summary, indent=2, default=_json_default) + "\n")

@@ -128,7 +128,8 @@ def _locate(path) -> Path:
         f"CIFAR-10 not found: looked for {FOLDER} ({', '.join(TRAIN_BATCHES)}, {TEST_BATCH}) "
         f"in {describe_places('cifar10', path, places)}. To get it, download the Python "
         "version (cifar-10-python.tar.gz) from https://www.cs.toronto.edu/~kriz/cifar.html "
-        f"and unpack it into $CHAINRULE_DATA/cifar10 or pass path=..."
+        f"and unpack it into $CHAINRULE_DATA/cifar10 or give its folder "
+        "(path=..., --data-dir on the command line)"
     )
 
 

@@ -132,7 +132,8 @@ def _locate(name: str, path) -> dict[str, Path]:
         f"{source['title']} not found: looked for the four IDX files "
         f"({', '.join(_FILES.values())}, optionally .gz) in "
         f"{describe_places(name, path, places or roots)}. To get it, download them from "
-        f"{source['home']} into $CHAINRULE_DATA/{name} or pass path=...{source['system_hint']}"
+        f"{source['home']} into $CHAINRULE_DATA/{name} or give its folder "
+        f"(path=..., --data-dir on the command line){source['system_hint']}"
     )
 
 
