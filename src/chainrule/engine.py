@@ -172,6 +172,7 @@ class Function:
     """
 
     symbol = "?"
+    saves_output = False  # rules that read ctx.out (e.g. exp, tanh, softmax) set this
 
     @staticmethod
     def forward(ctx, *arrays, **params):
@@ -193,7 +194,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        arrays = tuple(_forward_value(x) for x in inputs)
+        arrays = [x.data if isinstance(x, Tensor) else _forward_value(x) for x in inputs]
         ctx = Context()
         try:
             data = cls.forward(ctx, *arrays, **params)
@@ -203,9 +204,10 @@ class Function:
             # NumPy's own message names neither the operation nor the user's shapes.
             raise ShapeError(cls.shape_error(arrays, params)) from None
         if _grad_enabled:
-            needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
+            needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
             if True in needs:
-                ctx.fn, ctx.parents, ctx.inputs, ctx.out = cls, inputs, arrays, data
+                ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
+                ctx.out = data if cls.saves_output else None
                 ctx.needs_input_grad, ctx.released = needs, False
                 out = Tensor._wrap(data)
                 out.requires_grad, out._ctx = True, ctx
@@ -282,6 +284,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
         if root.requires_grad:
             _accumulate(grads, owned, id(root), g, False, create_graph)
 
+    keep_node = create_graph or observer is not None
     with set_grad_enabled(create_graph):
         for i in range(len(order) - 1, -1, -1):
             t = order[i]
@@ -299,24 +302,29 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                 if observer is not None:
                     observer(t, upstream, None)
                 continue
-            downstream = _call_backward(ctx, t, upstream, create_graph)
-            sent = []
+            # Drop our reference to the node's own output before its rule runs, so that
+            # (unless the user holds it) its memory is free while the gradients are made.
+            node, t = (t if keep_node else None), None
+            downstream = _call_backward(ctx, node, upstream, create_graph)
+            sent = [] if observer is not None else None
             for parent, need, d in zip(ctx.parents, ctx.needs_input_grad, downstream):
                 if need and d is not None:
-                    if d.shape != parent.shape:
-                        d = sum_to_shape(d, parent.shape)
-                    if d.dtype != parent.dtype:
-                        d = d.astype(parent.dtype)
+                    data = parent.data
+                    if d.shape != data.shape:
+                        d = sum_to_shape(d, data.shape)
+                    if d.dtype != data.dtype:
+                        d = d.astype(data.dtype)
                     # A result that shares no memory with the upstream was made for this
                     # input alone, so later gradients may be added into it in place.
-                    fresh = (not create_graph and type(d) is np.ndarray and d.flags.writeable
-                             and not np.may_share_memory(d, upstream))
+                    fresh = (not create_graph and d is not upstream and type(d) is np.ndarray
+                             and d.flags.writeable and not np.may_share_memory(d, upstream))
                     _accumulate(grads, owned, id(parent), d, fresh, create_graph)
-                    if observer is not None:
-                        d = d.copy() if fresh and not create_graph else d
-                sent.append(d if need else None)
+                    if sent is not None:
+                        d = d.copy() if fresh else d
+                if sent is not None:
+                    sent.append(d if need else None)
             if observer is not None:
-                observer(t, upstream, tuple(sent))
+                observer(node, upstream, tuple(sent))
             if not retain_graph and not ctx.released:
                 ctx.release()
     if captured is not None:
@@ -387,6 +395,13 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
     )
 
 
+@functools.cache
+def _unit_seed(dtype):
+    one = np.ones((), dtype=dtype)
+    one.flags.writeable = False
+    return one
+
+
 def _seed_gradient(tensor, gradient, where):
     if gradient is None:
         if tensor.size != 1:
@@ -395,6 +410,8 @@ def _seed_gradient(tensor, gradient, where):
                 "gradient= works only for a single value such as a loss; pass "
                 f"gradient= an array of shape {tensor.shape} (the upstream gradient)"
             )
+        if tensor.ndim == 0:  # the usual loss: one shared read-only 1, never written into
+            return _unit_seed(tensor.dtype)
         return np.ones(tensor.shape, dtype=tensor.dtype)
     if isinstance(gradient, Tensor):
         if gradient.shape != tensor.shape:

@@ -133,8 +133,7 @@ class BCEWithLogits(Function):
         from .. import ops
 
         x, t = ctx.inputs
-        size = np.size(ctx.out) if ctx.reduction == "none" else np.size(_raw(x))
-        scale = upstream if ctx.reduction != "mean" else upstream / size
+        scale = upstream / np.size(_raw(x)) if ctx.reduction == "mean" else upstream
         sigmoid = ops.sigmoid(x) if isinstance(x, Tensor) else _sigmoid(x)
         need_x, need_t = ctx.needs_input_grad
         return (scale * (sigmoid - t) if need_x else None,

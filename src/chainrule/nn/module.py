@@ -68,10 +68,9 @@ class Module:
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
-        else:
-            object.__setattr__(self, name, value)
-            return
-        self.__dict__.pop(name, None)
+        # Also an ordinary attribute: reading self.weight in forward() is then a plain
+        # lookup, not a search of the registries.
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name):
         # Only called when normal lookup fails: look in the registries.
@@ -83,10 +82,8 @@ class Module:
 
     def __delattr__(self, name):
         for registry in (self._parameters, self._modules, self._buffers):
-            if name in registry:
-                del registry[name]
-                return
-        object.__delattr__(self, name)
+            registry.pop(name, None)
+        self.__dict__.pop(name, None)
 
     def register_buffer(self, name: str, array):
         """A state array that is saved in ``state_dict`` but not learned (no gradient)."""

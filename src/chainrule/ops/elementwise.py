@@ -72,6 +72,7 @@ class Power(Function):
     """``a ** b``; d/da = b a^(b-1) and d/db = a^b ln a (taken as 0 where a = 0)."""
 
     symbol = "**"
+    saves_output = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -106,6 +107,7 @@ class Negative(Function):
 
 class Exp(Function):
     symbol = "exp"
+    saves_output = True
 
     @staticmethod
     def forward(ctx, a):
@@ -132,6 +134,7 @@ class Log(Function):
 
 class Sqrt(Function):
     symbol = "sqrt"
+    saves_output = True
 
     @staticmethod
     def forward(ctx, a):
@@ -161,6 +164,7 @@ class Abs(Function):
 
 class Tanh(Function):
     symbol = "tanh"
+    saves_output = True
 
     @staticmethod
     def forward(ctx, a):
@@ -179,6 +183,7 @@ class Sigmoid(Function):
     """
 
     symbol = "σ"
+    saves_output = True
 
     @staticmethod
     def forward(ctx, a):

@@ -129,6 +129,7 @@ class LogSumExp(_Reduction):
     never overflows; its local gradient is softmax(x)."""
 
     symbol = "logsumexp"
+    saves_output = True
 
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
@@ -152,6 +153,7 @@ class Softmax(Function):
     """
 
     symbol = "softmax"
+    saves_output = True
 
     @classmethod
     def forward(cls, ctx, a, axis=-1):
@@ -171,6 +173,7 @@ class LogSoftmax(Function):
     """x - logsumexp(x) along ``axis``; backward g - softmax(x) * sum(g)."""
 
     symbol = "log_softmax"
+    saves_output = True
 
     @classmethod
     def name(cls):
