@@ -234,18 +234,20 @@ def topological_order(roots, allow_released=False) -> list:
     ``allow_released`` lets inspection tools walk released nodes that kept their values.
     """
     order, visited = [], set()
-    stack = [(root, False) for root in roots if root.requires_grad]
+    stack = [root for root in roots if root.requires_grad]
+    # A tensor is pushed once to be expanded and, marked by a None in front of it, once
+    # more to be emitted after everything above it on the stack (its inputs) is done.
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
+        t = stack.pop()
+        if t is None:
+            order.append(stack.pop())
             continue
-        if id(t) in visited:
+        if t in visited:
             continue
-        visited.add(id(t))
-        stack.append((t, True))
+        visited.add(t)
         ctx = t._ctx
         if ctx is None:
+            order.append(t)
             continue
         if ctx.released and not (allow_released and "parents" in ctx.__dict__):
             raise GraphError(
@@ -253,9 +255,11 @@ def topological_order(roots, allow_released=False) -> list:
                 "earlier backward() and its saved values were released; pass "
                 "retain_graph=True to the first backward() to go through it again"
             )
+        stack.append(t)
+        stack.append(None)
         for parent, need in zip(ctx.parents, ctx.needs_input_grad):
-            if need and id(parent) not in visited:
-                stack.append((parent, False))
+            if need and parent not in visited:
+                stack.append(parent)
     return order
 
 
@@ -305,19 +309,26 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             # Drop our reference to the node's own output before its rule runs, so that
             # (unless the user holds it) its memory is free while the gradients are made.
             node, t = (t if keep_node else None), None
-            downstream = _call_backward(ctx, node, upstream, create_graph)
+            if create_graph:
+                downstream = _call_recorded_backward(ctx, node, upstream)
+            else:
+                ctx.xp = ARRAY_MATH
+                downstream = ctx.fn.backward(ctx, upstream)
+                if type(downstream) is not tuple:
+                    downstream = (downstream,)
             sent = [] if observer is not None else None
             for parent, need, d in zip(ctx.parents, ctx.needs_input_grad, downstream):
                 if need and d is not None:
                     data = parent.data
                     if d.shape != data.shape:
                         d = sum_to_shape(d, data.shape)
-                    if d.dtype != data.dtype:
+                    if d.dtype is not data.dtype and d.dtype != data.dtype:
                         d = d.astype(data.dtype)
-                    # A result that shares no memory with the upstream was made for this
-                    # input alone, so later gradients may be added into it in place.
+                    # An array that owns its memory (base None) and is not the upstream
+                    # itself was made for this input alone: later gradients may be added
+                    # into it in place.
                     fresh = (not create_graph and d is not upstream and type(d) is np.ndarray
-                             and d.flags.writeable and not np.may_share_memory(d, upstream))
+                             and d.base is None)
                     _accumulate(grads, owned, id(parent), d, fresh, create_graph)
                     if sent is not None:
                         d = d.copy() if fresh else d
@@ -332,21 +343,17 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     return None
 
 
-def _call_backward(ctx, t, upstream, create_graph):
-    if not create_graph:
-        ctx.xp = ARRAY_MATH
+def _call_recorded_backward(ctx, t, upstream):
+    """Run a rule on Tensors, so that every operation it does is itself recorded."""
+    arrays, out = ctx.inputs, ctx.out
+    ctx.inputs = tuple(p if isinstance(p, Tensor) else a for p, a in zip(ctx.parents, arrays))
+    ctx.out, ctx.xp = t, TENSOR_MATH
+    if not isinstance(upstream, Tensor):
+        upstream = Tensor._wrap(upstream)
+    try:
         result = ctx.fn.backward(ctx, upstream)
-    else:
-        # The rule sees Tensors, so every operation it does is itself recorded.
-        arrays, out = ctx.inputs, ctx.out
-        ctx.inputs = tuple(p if isinstance(p, Tensor) else a for p, a in zip(ctx.parents, arrays))
-        ctx.out, ctx.xp = t, TENSOR_MATH
-        if not isinstance(upstream, Tensor):
-            upstream = Tensor._wrap(upstream)
-        try:
-            result = ctx.fn.backward(ctx, upstream)
-        finally:
-            ctx.inputs, ctx.out = arrays, out
+    finally:
+        ctx.inputs, ctx.out = arrays, out
     return result if isinstance(result, tuple) else (result,)
 
 

@@ -27,8 +27,9 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        if np.ndim(x) < 1 or np.shape(x)[-1] != weight.shape[1]:
-            raise ShapeError(f"linear: input {np.shape(x)} has {np.shape(x)[-1:] or 'no'} "
+        shape = getattr(x, "shape", ())
+        if not shape or shape[-1] != weight.shape[1]:
+            raise ShapeError(f"linear: input {shape} has {shape[-1:] or 'no'} "
                              f"features but the layer takes {weight.shape[1]} "
                              f"(weight {weight.shape})")
         out = x @ weight.T

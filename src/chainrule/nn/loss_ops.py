@@ -27,8 +27,9 @@ def class_targets(logits_shape, target, op: str) -> np.ndarray:
     if target.shape != (n,):
         raise ShapeError(f"{op}: scores {tuple(logits_shape)} need targets of shape ({n},), "
                          f"got {target.shape}")
-    if n and (target.min() < 0 or target.max() >= c):
-        bad = target[(target < 0) | (target >= c)][0]
+    outside = (target.astype(np.uint64, copy=False) >= c)  # negatives wrap to huge values
+    if outside.any():
+        bad = target[outside][0]
         raise ShapeError(f"{op}: target labels must lie in [0, {c}), got {bad}")
     return target
 
