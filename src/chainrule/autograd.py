@@ -29,6 +29,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if grad_outputs is None or isinstance(grad_outputs, Tensor | np.ndarray):
         grad_outputs = [grad_outputs] * len(outputs)
+    grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise GraphError(f"grad: {len(outputs)} outputs but {len(grad_outputs)} grad_outputs; "
+                         "give one upstream gradient (or None) per output")
     for i, out in enumerate(outputs):
         if not out.requires_grad:
             raise GraphError(f"grad: output {i} does not require grad (it was not computed "

@@ -50,9 +50,11 @@ def _add_train_options(p):
     p.add_argument("--loss", default="softmax", choices=list(LOSSES))
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
     p.add_argument("--lr", type=float, help="learning rate (default: per data set)")
-    p.add_argument("--momentum", type=float, default=defaults.momentum)
+    p.add_argument("--momentum", type=float, default=defaults.momentum,
+                   help="for --optimizer momentum and nesterov (default 0.9)")
     p.add_argument("--weight-decay", type=float, default=0.0,
-                   help="the optimizer's weight decay (adds wd * W to the gradient)")
+                   help="the optimizer's weight decay: wd * W added to the gradient, or "
+                        "for adamw the weights shrunk by lr * wd each step")
     p.add_argument("--reg", type=float, default=0.0,
                    help="lambda of the loss term lambda * sum(W^2) over weights")
     p.add_argument("--lr-schedule", default="none", choices=SCHEDULES)
@@ -108,9 +110,28 @@ def config_from_args(args) -> RunConfig:
         patience=args.patience, seed=args.seed, out=args.out)
 
 
+def _check_resume(args):
+    """--resume takes the run's saved options: an option given again must agree with them
+    (re-running the same command with --resume works); a different one is refused."""
+    from .experiment import saved_config
+
+    saved = saved_config(args.out).to_dict()
+    defaults = vars(make_parser().parse_args(["train"]))
+    wanted = config_from_args(args).to_dict()
+    differ = [f"--{k.replace('_', '-')}" for k, v in wanted.items()
+              if k not in ("out", "data_dir") and getattr(args, k, v) != defaults.get(k, v)
+              and v != saved.get(k)]
+    if differ:
+        raise UsageError(f"--resume continues the run in {args.out} with the options it was "
+                         f"started with; {', '.join(differ)} differ from them (leave them "
+                         "out, or start a new run)")
+
+
 def _train(args):
     from . import experiment
 
+    if args.resume:
+        _check_resume(args)
     callbacks = []
     if args.diagnose:
         from .diagnostics import DiagnosticsMonitor

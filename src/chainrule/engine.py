@@ -37,14 +37,15 @@ def is_grad_enabled() -> bool:
 
 
 class set_grad_enabled:
-    """Turn recording on or off; usable as a context manager or a decorator."""
+    """Turn recording on or off: at once when called (as ``torch.set_grad_enabled``), and
+    back to the previous mode at the end of a ``with`` block or a decorated function."""
 
     def __init__(self, mode: bool):
+        global _grad_enabled
         self.mode = bool(mode)
+        self._previous, _grad_enabled = _grad_enabled, self.mode
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, self.mode
         return self
 
     def __exit__(self, *exc):
@@ -72,15 +73,21 @@ class no_grad(set_grad_enabled):
             scores = model(X_val)
     """
 
-    def __init__(self):
-        super().__init__(False)
+    mode = False
+
+    def __init__(self):  # unlike set_grad_enabled, nothing changes before the block starts
+        pass
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous, _grad_enabled = _grad_enabled, self.mode
+        return self
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(no_grad):
     """Record operations again inside a ``no_grad`` block."""
 
-    def __init__(self):
-        super().__init__(True)
+    mode = True
 
 
 def sum_to_shape(grad, shape: tuple):

@@ -36,3 +36,7 @@ class DTypeError(ChainruleError, TypeError):
 
 class GradcheckError(ChainruleError, AssertionError):
     """An analytical gradient that disagrees with the numerical one."""
+
+
+class ArgumentError(ChainruleError, ValueError):
+    """An argument outside the values a function accepts (an unknown option, p > 1, ...)."""

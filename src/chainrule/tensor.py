@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ChainruleError, DTypeError, GraphError
+from .errors import ChainruleError, DTypeError, GraphError, ShapeError
 
 float16, float32, float64 = np.float16, np.float32, np.float64
 int32, int64, bool_ = np.int32, np.int64, np.bool_
@@ -177,9 +177,11 @@ class Tensor:
     def __rpow__(self, other):
         return ops.power(other, self)
 
-    # In-place arithmetic changes ``data`` itself, as a parameter update does:
+    # In-place arithmetic updates the tensor itself, as a parameter update does:
     #     with cr.no_grad():
     #         w -= lr * w.grad
+    # The result goes into a new array that replaces ``data``: a graph that saved the
+    # old values (w was used before the update) still backpropagates correctly.
     def _in_place(self, ufunc, other):
         if self.requires_grad and engine.is_grad_enabled():
             if self._ctx is None:
@@ -187,8 +189,17 @@ class Tensor:
                     "a leaf tensor that requires grad cannot be changed in place while "
                     "gradients are recorded; update it inside `with cr.no_grad():`")
             return NotImplemented  # inside a graph: fall back to a new tensor (a = a + b)
-        ufunc(self.data, _raw(other), out=self.data, casting="same_kind")
+        result = ufunc(self.data, _raw(other))
+        if result.shape != self.shape:
+            raise ShapeError(f"in-place {ufunc.__name__}: the result has shape {result.shape}, "
+                             f"the tensor {self.shape}")
+        self.data = result.astype(self.dtype, copy=False)
         return self
+
+    def __setitem__(self, index, value):
+        raise GraphError("tensors do not support item assignment, which would change values "
+                         "a graph may have saved; build a new tensor (cr.where, "
+                         "cr.concatenate), or change .data under cr.no_grad()")
 
     def __iadd__(self, other):
         return self._in_place(np.add, other)
@@ -360,11 +371,15 @@ def _as_data(data, dtype):
         return np.array(data, dtype=dtype)
     if isinstance(data, np.ndarray | np.generic):
         return np.array(data)  # keeps NumPy's dtype, float64 included
-    array = np.array(data)
+    try:
+        array = np.array(data)
+    except ValueError:
+        raise DTypeError("tensor(): the nested lists have different lengths, so they do not "
+                         "form an array") from None
     if array.dtype == np.float64:
         array = array.astype(DEFAULT_FLOAT)
-    elif array.dtype.kind == "O":
-        raise DTypeError(f"tensor(): cannot make a numeric array from {type(data).__name__}")
+    elif array.dtype.kind in "OUSV":
+        raise DTypeError(f"tensor(): cannot make a numeric array from {data!r:.60}")
     return array
 
 

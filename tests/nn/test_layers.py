@@ -249,7 +249,15 @@ def test_dropout_rng_state_resumes_the_masks():
     np.testing.assert_array_equal(np.asarray(layer(x)), first)
 
 
-@pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
+def test_dropout_with_p_one_drops_everything():
+    x = cr.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    out = nn.Dropout(1.0, seed=0)(x)
+    np.testing.assert_array_equal(out.data, 0.0)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, 0.0)
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5])
 def test_dropout_rejects_bad_probability(p):
     with pytest.raises(ChainruleError, match="p must be"):
         nn.Dropout(p)

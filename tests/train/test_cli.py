@@ -293,6 +293,9 @@ def test_resume_continues_with_the_options_saved_with_the_run(capsys, tmp_path):
     config = interrupted_run(tmp_path / "run", dropout=0.1)
     code, _, err = main(capsys, "train", "--resume", "--out", tmp_path / "run", "--quiet",
                         "--hidden", "7", "--epochs", "2", "--dropout", "0", "--seed", "9")
+    assert code == 2 and err.count("\n") == 1  # other options are refused, not ignored
+    assert "--hidden" in err and "--epochs" in err and "--seed" in err
+    code, _, err = main(capsys, "train", "--resume", "--out", tmp_path / "run", "--quiet")
     assert code == 0, err
     summary = read_json(tmp_path / "run" / "summary.json")
     assert summary["config"]["hidden"] == [16]

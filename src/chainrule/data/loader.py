@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import DataError, ShapeError
+from chainrule.tensor import as_generator
 
 Seed = int | np.random.Generator | None
 
@@ -85,7 +86,9 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.num_examples = n
-        self._rng = np.random.default_rng(seed)
+        # No seed: a generator drawn from chainrule's default one (cr.manual_seed)
+        self._rng = np.random.default_rng(
+            as_generator(None).integers(2**63) if seed is None else seed)
 
     def __len__(self) -> int:
         if self.drop_last:

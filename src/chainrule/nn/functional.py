@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import ops
 from ..engine import Function
-from ..errors import ChainruleError, ShapeError
+from ..errors import ArgumentError, ChainruleError, ShapeError
 from ..tensor import Tensor, as_generator
 from .activation_ops import ELU, LeakyReLU, NormalCDF
 from .loss_ops import BCEWithLogits, CrossEntropy, MultiClassHinge, check_reduction, class_targets
@@ -32,6 +32,8 @@ class Linear(Function):
             raise ShapeError(f"linear: input {shape} has {shape[-1:] or 'no'} "
                              f"features but the layer takes {weight.shape[1]} "
                              f"(weight {weight.shape})")
+        if x.dtype.kind != "f":  # integer inputs compute in the layer's dtype (as float data)
+            x = x.astype(weight.dtype)
         out = x @ weight.T
         if bias is not None:
             out += bias  # into the fresh product: no second array
@@ -41,6 +43,8 @@ class Linear(Function):
     def backward(ctx, g):
         x, weight = ctx.inputs[:2]
         needs = ctx.needs_input_grad
+        if x.dtype.kind != "f":
+            x = x.astype(weight.dtype)
         if x.ndim != 2:  # fold batch axes together: the weight sees every row alike
             x = x.reshape(-1, x.shape[-1])
         g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
@@ -77,7 +81,7 @@ def gelu(x, approximate="none"):
         inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
         return 0.5 * x * (1 + ops.tanh(inner))
     if approximate != "none":
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     return x * NormalCDF.apply(x)
 
 
@@ -107,10 +111,12 @@ def log_softmax(x, dim=-1):
 def dropout(x, p=0.5, training=True, generator=None):
     """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p)
     ("inverted" dropout, so evaluation needs no rescaling). Identity when not training."""
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    if not 0 <= p <= 1:
+        raise ArgumentError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0:
         return x
+    if p == 1:
+        return x * 0.0
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
     keep = as_generator(generator).random(data.shape) >= p
     return x * (keep * np.asarray(1 / (1 - p), dtype=data.dtype))

@@ -74,8 +74,8 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ChainruleError(f"Dropout: p must be in [0, 1), got {p}")
+        if not 0 <= p <= 1:
+            raise ChainruleError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
         self.generator = as_generator(seed) if seed is not None else np.random.default_rng(
             as_generator(None).integers(2**63))
@@ -96,10 +96,13 @@ class Dropout(Module):
 class Sequential(Module):
     """Modules applied one after another; ``Sequential(a, b)(x)`` is ``b(a(x))``."""
 
-    def __init__(self, *modules):
+    def __init__(self, *modules, names=None):
         super().__init__()
         for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+            if not isinstance(m, Module):
+                raise ChainruleError(f"Sequential: item {i} is a {type(m).__name__}, not a "
+                                     "Module (wrap functions in a Module subclass)")
+            setattr(self, str(i) if names is None else names[i], m)
 
     def forward(self, x):
         for m in self._modules.values():
@@ -107,8 +110,10 @@ class Sequential(Module):
         return x
 
     def __getitem__(self, i):
-        modules = list(self._modules.values())
-        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
+        if isinstance(i, slice):  # keeps the layers' names, so state_dict keys match
+            names, modules = zip(*list(self._modules.items())[i]) or ((), ())
+            return Sequential(*modules, names=names)
+        return list(self._modules.values())[i]
 
     def __len__(self):
         return len(self._modules)
@@ -205,6 +210,9 @@ class MLP(Sequential):
     def __init__(self, in_features, hidden_sizes, out_features, activation="relu",
                  dropout=0.0, seed=None, dtype=DEFAULT_FLOAT):
         rng = as_generator(seed)
+        if isinstance(hidden_sizes, int):
+            raise ChainruleError(f"MLP: hidden_sizes is a list of layer sizes; for one hidden "
+                                 f"layer write [{hidden_sizes}]")
         hidden = [] if hidden_sizes is None else list(hidden_sizes)
         if isinstance(activation, str):
             if activation not in ACTIVATIONS:
@@ -218,8 +226,8 @@ class MLP(Sequential):
             if i < len(hidden):
                 if activation is not None:
                     layers.append(activation())
-                if dropout:
-                    layers.append(Dropout(dropout, seed=rng))
+                if dropout:  # its own generator, drawn from the model's seed
+                    layers.append(Dropout(dropout, seed=int(rng.integers(2**63))))
         super().__init__(*layers)
         self.sizes = sizes
 

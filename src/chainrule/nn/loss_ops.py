@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Function
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -36,7 +36,7 @@ def class_targets(logits_shape, target, op: str) -> np.ndarray:
 
 def check_reduction(reduction: str, op: str):
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {', '.join(REDUCTIONS)}, "
+        raise ArgumentError(f"{op}: reduction must be one of {', '.join(REDUCTIONS)}, "
                          f"got {reduction!r}")
 
 

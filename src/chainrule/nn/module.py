@@ -21,8 +21,7 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else np.asarray(data),
-                         requires_grad=requires_grad)
+        super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -99,7 +98,8 @@ class Module:
 
     # ----- calling ------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+        raise NotImplementedError(f"{type(self).__name__} does not define forward(); a "
+                                  "Module subclass computes its output there")
 
     def __call__(self, *args, **kwargs):
         output = self.forward(*args, **kwargs)
@@ -133,6 +133,12 @@ class Module:
     def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
+
+    def _every_parameter(self):
+        """(dotted name, parameter) for every place a parameter sits, shared ones included."""
+        for module_name, module in self.named_modules():
+            for name, p in module._parameters.items():
+                yield (f"{module_name}.{name}" if module_name else name), p
 
     def named_parameters(self, prefix: str = "", recurse: bool = True):
         seen = set()
@@ -199,7 +205,7 @@ class Module:
     def state_dict(self) -> OrderedDict:
         """Every parameter and buffer by its dotted name, as a copy of its array."""
         state = OrderedDict()
-        for name, p in self.named_parameters():
+        for name, p in self._every_parameter():
             state[name] = p.data.copy()
         for name, b in self.named_buffers():
             state[name] = np.array(b, copy=True)
@@ -212,9 +218,12 @@ class Module:
         in the error; without it, shape mismatches still fail and the key lists are
         returned.
         """
-        own = dict(self.named_parameters())
+        own = dict(self._every_parameter())
+        if not hasattr(state_dict, "keys"):
+            raise ChainruleError(f"load_state_dict: expected a mapping of names to arrays "
+                                 f"(a state_dict()), got {type(state_dict).__name__}")
         own_buffers = {n: (m, key) for mn, m in self.named_modules()
-                       for key in m._buffers
+                       for key, value in m._buffers.items() if value is not None
                        for n in [f"{mn}.{key}" if mn else key]}
         expected = list(own) + list(own_buffers)
         missing = [k for k in expected if k not in state_dict]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Function
+from ..tensor import Tensor
 
 
 class Add(Function):
@@ -86,6 +87,9 @@ class Power(Function):
         xp = ctx.xp
         with np.errstate(divide="ignore", invalid="ignore"):
             ga = upstream * b * a ** (b - 1) if need_a else None
+            exponent_zero = np.asarray(_raw(b) == 0)
+            if need_a and exponent_zero.any():  # d(a^0)/da = 0, also at a = 0
+                ga = xp.where(exponent_zero, 0, ga)
             gb = None
             if need_b:
                 zero = np.asarray(_raw(a) == 0)
@@ -311,4 +315,4 @@ class AsType(Function):
 
 
 def _raw(x):
-    return getattr(x, "data", x)
+    return x.data if isinstance(x, Tensor) else x

@@ -77,6 +77,9 @@ class Optimizer:
                 "params must be an iterable of Tensors or of dicts, not a single Tensor "
                 "(wrap it in a list: [tensor])"
             )
+        if hasattr(params, "parameters") and callable(params.parameters):
+            raise OptimizerError(f"params must be the parameters, not the "
+                                 f"{type(params).__name__} itself: pass model.parameters()")
         self.defaults = dict(defaults)
         self.state = defaultdict(dict)
         self.param_groups = []
