@@ -149,6 +149,8 @@ def _format_summary(summary, out):
     parts = [f"{key} {summary[key]:.4f}" for key in
              ("train_accuracy", "val_accuracy", "test_accuracy") if key in summary]
     line = f"{summary['epochs']} epochs in {summary['seconds']:.1f} s: " + ", ".join(parts)
+    if "note" in summary:
+        line += f"\n{summary['note']}"
     return line + (f"\nresults in {out}/" if out else "")
 
 

@@ -6,6 +6,7 @@ This is what ``chainrule train`` and ``chainrule evaluate`` run.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,16 +193,19 @@ def train(config: RunConfig, resume=False, progress=None, callbacks=()) -> dict:
         save({"config": config.to_dict(), "model": model.state_dict(),
               "scaler": scaler.state_dict()}, out / MODEL)
         summary["pictures"] = write_pictures(out, model, data, trainer.history)
+        if not summary["pictures"]:
+            summary["note"] = 'no pictures: matplotlib is missing (pip install "chainrule[plot]")'
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 
 def write_pictures(out: Path, model, data, history) -> list[str]:
-    """curves.png always; boundary.png for 2-D data; templates.png for images."""
-    try:
-        from . import plots
-    except ImportError:  # pragma: no cover - plots need matplotlib, an optional extra
+    """curves.png always; boundary.png for 2-D data; templates.png for images (none
+    without matplotlib, an optional extra)."""
+    if importlib.util.find_spec("matplotlib") is None:
         return []
+    from . import plots
+
     written = [plots.plot_curves(history, out / "curves.png")]
     if data.num_features == 2:
         written.append(plots.plot_boundary(lambda X: predict(model, X), data.X_train,
