@@ -61,7 +61,8 @@ class NormalCDF(Function):
 
     @staticmethod
     def forward(ctx, x):
-        return (0.5 * (1 + _erf(x * _SQRT_HALF))).astype(np.result_type(x, np.float32))
+        dtype = x.dtype if x.dtype.kind == "f" else np.float32  # float16 stays float16
+        return (0.5 * (1 + _erf(x * _SQRT_HALF))).astype(dtype)
 
     @staticmethod
     def backward(ctx, upstream):
