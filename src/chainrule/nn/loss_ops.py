@@ -65,20 +65,18 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits, target=None, reduction="mean"):
-        n = logits.shape[0]
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        log_probs = shifted - log_norm
-        rows = np.arange(n)
-        ctx.target, ctx.rows, ctx.reduction = target, rows, reduction
-        ctx.log_probs = log_probs
-        return _reduce(-log_probs[rows, target], reduction)
+        rows = np.arange(logits.shape[0])
+        shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow in exp
+        probs = np.exp(shifted)
+        norm = probs.sum(axis=1)
+        probs /= norm[:, None]
+        ctx.target, ctx.rows, ctx.reduction, ctx.probs = target, rows, reduction, probs
+        return _reduce(np.log(norm) - shifted[rows, target], reduction)
 
     @staticmethod
     def backward(ctx, upstream):
         (logits,) = ctx.inputs
-        n = logits.shape[0]
-        weight = _spread(upstream, n, ctx.reduction)
+        weight = _spread(upstream, logits.shape[0], ctx.reduction)
         if isinstance(logits, Tensor):  # recorded backward: softmax from differentiable ops
             from .. import ops
 
@@ -86,9 +84,8 @@ class CrossEntropy(Function):
             onehot = np.zeros(logits.shape, dtype=logits.dtype)
             onehot[ctx.rows, ctx.target] = 1
             return (probs - onehot) * weight
-        grad = np.exp(ctx.log_probs)
-        grad[ctx.rows, ctx.target] -= 1
-        grad *= weight
+        grad = ctx.probs * weight  # a new array: the saved probabilities stay as they are
+        grad[ctx.rows, ctx.target] -= weight if np.ndim(weight) == 0 else weight[:, 0]
         return grad
 
 
