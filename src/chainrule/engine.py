@@ -23,6 +23,7 @@ another dtype is cast back to its input's dtype.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import numpy as np
 
@@ -55,6 +56,20 @@ class set_grad_enabled:
 
     def __call__(self, fn):
         mode = self.mode
+        if inspect.isgeneratorfunction(fn):  # the mode holds while the generator runs
+
+            @functools.wraps(fn)
+            def generator(*args, **kwargs):
+                gen, sent = fn(*args, **kwargs), None
+                while True:
+                    with set_grad_enabled(mode):
+                        try:
+                            item = gen.send(sent)
+                        except StopIteration as stop:
+                            return stop.value
+                    sent = yield item
+
+            return generator
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):

@@ -64,3 +64,16 @@ def test_item_assignment_is_refused_with_a_hint():
 def test_non_numeric_or_ragged_data_is_refused(data):
     with pytest.raises(cr.DTypeError):
         cr.tensor(data)
+
+
+def test_no_grad_decorates_a_generator():
+    w = cr.tensor([1.0], requires_grad=True)
+
+    @cr.no_grad()
+    def predictions():
+        for k in range(3):
+            yield w * k
+
+    outputs = list(predictions())
+    assert len(outputs) == 3 and not any(o.requires_grad for o in outputs)
+    assert cr.is_grad_enabled() and (w * 2).requires_grad
