@@ -173,16 +173,14 @@ class Context:
 
     def release(self):
         self.released = True
-        if _size(self.out) <= KEEP_AFTER_RELEASE and all(
-                _size(a) <= KEEP_AFTER_RELEASE for a in self.inputs):
-            return
+        for value in (self.out, *self.inputs):
+            if getattr(value, "size", 1) > KEEP_AFTER_RELEASE:
+                break
+        else:
+            return  # a small node: keep its values for drawings and explanations
         fn = self.fn
         self.__dict__.clear()
         self.fn, self.released = fn, True
-
-
-def _size(value) -> int:
-    return getattr(value, "size", 1)
 
 
 class Function:
@@ -351,7 +349,13 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                     # into it in place.
                     fresh = (not create_graph and d is not upstream and type(d) is np.ndarray
                              and d.base is None)
-                    _accumulate(grads, owned, id(parent), d, fresh, create_graph)
+                    key = id(parent)
+                    if key not in grads:  # the first gradient to arrive (the usual case)
+                        grads[key] = d
+                        if fresh:
+                            owned.add(key)
+                    else:
+                        _accumulate(grads, owned, key, d, fresh, create_graph)
                     if sent is not None:
                         d = d.copy() if fresh else d
                 if sent is not None:
