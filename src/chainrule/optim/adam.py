@@ -53,9 +53,10 @@ class Adam(Optimizer):
         return 2 if coupled else 1
 
     def _update(self, param, grad, state, group, scratch):
-        lr, eps = float(group["lr"]), float(group["eps"])
-        weight_decay = float(group["weight_decay"])
-        beta1, beta2 = (float(b) for b in group["betas"])
+        # Python or NumPy numbers alike: every update below writes into float32/64 arrays
+        # in place, so a float64 hyperparameter never changes a parameter's dtype.
+        lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
         if not state:
             state["step"] = 0.0
             state["exp_avg"] = np.zeros_like(param)
