@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import GradcheckError
-from .tensor import Tensor
+from .tensor import Tensor, data_of
 
 
 def rel_error(a, b) -> float:
@@ -18,7 +18,7 @@ def rel_error(a, b) -> float:
 
     Below about 1e-7 the two agree; around 1e-2 and above one of them is probably wrong.
     """
-    a, b = np.asarray(_raw(a), dtype=np.float64), np.asarray(_raw(b), dtype=np.float64)
+    a, b = np.asarray(data_of(a), dtype=np.float64), np.asarray(data_of(b), dtype=np.float64)
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)), initial=0.0))
 
 
@@ -46,8 +46,8 @@ def numerical_grad(f, x, h=1e-5, upstream=None) -> np.ndarray:
     values = holder.data if holder is not None else x
 
     def scalar(out):
-        out = np.asarray(_raw(out), dtype=np.float64)
-        return float(out.sum() if upstream is None else (out * _raw(upstream)).sum())
+        out = np.asarray(data_of(out), dtype=np.float64)
+        return float(out.sum() if upstream is None else (out * data_of(upstream)).sum())
 
     grad = np.zeros(values.shape, dtype=np.float64)
     try:
@@ -88,7 +88,7 @@ def gradcheck(f, inputs, h=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0) ->
     out = f(*inputs)
     if upstream is None:
         upstream = np.random.default_rng(seed).standard_normal(out.shape)
-    upstream = np.asarray(_raw(upstream), dtype=out.dtype)
+    upstream = np.asarray(data_of(upstream), dtype=out.dtype)
     analytical = grad(out, [inputs[i] for i in checked], grad_outputs=upstream,
                       allow_unused=True)
     for i, g in zip(checked, analytical):
@@ -106,7 +106,3 @@ def gradcheck(f, inputs, h=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0) ->
                 f"{n[worst]:.10g} (relative error {rel_error(a[worst], n[worst]):.3g})"
             )
     return True
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x

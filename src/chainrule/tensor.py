@@ -189,7 +189,7 @@ class Tensor:
                     "a leaf tensor that requires grad cannot be changed in place while "
                     "gradients are recorded; update it inside `with cr.no_grad():`")
             return NotImplemented  # inside a graph: fall back to a new tensor (a = a + b)
-        result = ufunc(self.data, _raw(other))
+        result = ufunc(self.data, data_of(other))
         if result.shape != self.shape:
             raise ShapeError(f"in-place {ufunc.__name__}: the result has shape {result.shape}, "
                              f"the tensor {self.shape}")
@@ -233,22 +233,22 @@ class Tensor:
 
     # Comparisons give boolean tensors outside the graph.
     def __lt__(self, other):
-        return Tensor._wrap(self.data < _raw(other))
+        return Tensor._wrap(self.data < data_of(other))
 
     def __le__(self, other):
-        return Tensor._wrap(self.data <= _raw(other))
+        return Tensor._wrap(self.data <= data_of(other))
 
     def __gt__(self, other):
-        return Tensor._wrap(self.data > _raw(other))
+        return Tensor._wrap(self.data > data_of(other))
 
     def __ge__(self, other):
-        return Tensor._wrap(self.data >= _raw(other))
+        return Tensor._wrap(self.data >= data_of(other))
 
     def __eq__(self, other):
-        return Tensor._wrap(self.data == _raw(other))
+        return Tensor._wrap(self.data == data_of(other))
 
     def __ne__(self, other):
-        return Tensor._wrap(self.data != _raw(other))
+        return Tensor._wrap(self.data != data_of(other))
 
     # ----- methods with NumPy's (or, where NumPy has none, PyTorch's) names --------------
     def matmul(self, other):
@@ -354,7 +354,8 @@ class Tensor:
         return ops.astype(self, np.float64)
 
 
-def _raw(x):
+def data_of(x):
+    """The array of a Tensor; anything else (an array, a number) as it is."""
     return x.data if isinstance(x, Tensor) else x
 
 
@@ -412,11 +413,11 @@ def full(shape, fill_value, dtype=DEFAULT_FLOAT, requires_grad=False, name=None)
 
 
 def zeros_like(x, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.zeros_like(_raw(x), dtype=dtype), requires_grad)
+    return Tensor(np.zeros_like(data_of(x), dtype=dtype), requires_grad)
 
 
 def ones_like(x, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.ones_like(_raw(x), dtype=dtype), requires_grad)
+    return Tensor(np.ones_like(data_of(x), dtype=dtype), requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False) -> Tensor:

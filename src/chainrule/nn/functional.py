@@ -11,7 +11,7 @@ import numpy as np
 from .. import ops
 from ..engine import Function
 from ..errors import ArgumentError, ChainruleError, ShapeError
-from ..tensor import Tensor, as_generator
+from ..tensor import Tensor, as_generator, data_of
 from .activation_ops import ELU, LeakyReLU, NormalCDF
 from .loss_ops import BCEWithLogits, CrossEntropy, MultiClassHinge, check_reduction, class_targets
 
@@ -130,7 +130,7 @@ def cross_entropy(logits, target, reduction="mean"):
     loss is about ln(C).
     """
     check_reduction(reduction, "cross_entropy")
-    target = class_targets(np.shape(_raw(logits)), target, "cross_entropy")
+    target = class_targets(np.shape(data_of(logits)), target, "cross_entropy")
     return CrossEntropy.apply(logits, target=target, reduction=reduction)
 
 
@@ -142,16 +142,16 @@ def hinge_loss(scores, target, margin=1.0, reduction="mean"):
     ``multi_margin_loss`` computes the same sum divided by the number of classes C.
     """
     check_reduction(reduction, "hinge_loss")
-    target = class_targets(np.shape(_raw(scores)), target, "hinge_loss")
+    target = class_targets(np.shape(data_of(scores)), target, "hinge_loss")
     return MultiClassHinge.apply(scores, target=target, margin=margin, reduction=reduction)
 
 
 def mse_loss(input, target, reduction="mean"):
     """Squared error (input - target)^2, averaged (or summed) over every element."""
     check_reduction(reduction, "mse_loss")
-    if np.shape(_raw(input)) != np.shape(_raw(target)):
-        raise ShapeError(f"mse_loss: input {np.shape(_raw(input))} and target "
-                         f"{np.shape(_raw(target))} must have the same shape")
+    if np.shape(data_of(input)) != np.shape(data_of(target)):
+        raise ShapeError(f"mse_loss: input {np.shape(data_of(input))} and target "
+                         f"{np.shape(data_of(target))} must have the same shape")
     diff = input - target
     squared = diff * diff
     return squared if reduction == "none" else (
@@ -162,11 +162,11 @@ def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
     """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed from
     the logits so it never takes the log of 0."""
     check_reduction(reduction, "binary_cross_entropy_with_logits")
-    if np.shape(_raw(logits)) != np.shape(_raw(target)):
-        raise ShapeError(f"binary_cross_entropy_with_logits: logits {np.shape(_raw(logits))} "
-                         f"and target {np.shape(_raw(target))} must have the same shape")
+    if np.shape(data_of(logits)) != np.shape(data_of(target)):
+        raise ShapeError(f"binary_cross_entropy_with_logits: logits {np.shape(data_of(logits))} "
+                         f"and target {np.shape(data_of(target))} must have the same shape")
     if not isinstance(target, Tensor):
-        target = np.asarray(target, dtype=_raw(logits).dtype)
+        target = np.asarray(target, dtype=data_of(logits).dtype)
     return BCEWithLogits.apply(logits, target, reduction=reduction)
 
 
@@ -191,7 +191,3 @@ def l2_penalty(module, lam, include_bias=False):
 def l1_penalty(module, lam, include_bias=False):
     """lam * sum of |W| over the weights (biases left out unless ``include_bias``)."""
     return lam * sum(ops.abs(p).sum() for p in _weights(module, include_bias))
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x

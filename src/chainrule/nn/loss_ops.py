@@ -11,7 +11,8 @@ import numpy as np
 
 from ..engine import Function
 from ..errors import ArgumentError, DTypeError, ShapeError
-from ..tensor import Tensor
+from ..ops.elementwise import stable_sigmoid
+from ..tensor import Tensor, data_of
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -131,17 +132,8 @@ class BCEWithLogits(Function):
         from .. import ops
 
         x, t = ctx.inputs
-        scale = upstream / np.size(_raw(x)) if ctx.reduction == "mean" else upstream
-        sigmoid = ops.sigmoid(x) if isinstance(x, Tensor) else _sigmoid(x)
+        scale = upstream / np.size(data_of(x)) if ctx.reduction == "mean" else upstream
+        sigmoid = ops.sigmoid(x) if isinstance(x, Tensor) else stable_sigmoid(x)
         need_x, need_t = ctx.needs_input_grad
         return (scale * (sigmoid - t) if need_x else None,
                 -scale * x if need_t else None)
-
-
-def _sigmoid(x):
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import engine
 from ..errors import ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, data_of
 from .elementwise import (
     Abs,
     Add,
@@ -107,12 +107,12 @@ def minimum(a, b):
 
 def clip(x, min=None, max=None):
     """Clamp into [min, max]; the gradient passes where min <= x <= max."""
-    return Clip.apply(x, low=_raw(min), high=_raw(max))
+    return Clip.apply(x, low=data_of(min), high=data_of(max))
 
 
 def where(condition, a, b):
     """``a`` where ``condition`` holds, else ``b``; the condition is not differentiated."""
-    return Where.apply(a, b, condition=np.asarray(_raw(condition), dtype=bool))
+    return Where.apply(a, b, condition=np.asarray(data_of(condition), dtype=bool))
 
 
 def astype(x, dtype):
@@ -175,10 +175,10 @@ def permute(x, *dims):
 
 
 def swapaxes(x, axis1, axis2):
-    ndim = np.ndim(_raw(x))
+    ndim = np.ndim(data_of(x))
     for a in (axis1, axis2):
         if not -ndim <= a < ndim:
-            raise ShapeError(f"swapaxes: axis {a} is out of range for shape {np.shape(_raw(x))}")
+            raise ShapeError(f"swapaxes: axis {a} is out of range for shape {np.shape(data_of(x))}")
     axes = list(range(ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return transpose(x, axes)
@@ -192,7 +192,7 @@ def broadcast_to(x, shape):
 def expand(x, *sizes):
     """PyTorch's expand: broadcast to ``sizes``; -1 keeps that dimension's size."""
     sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], tuple | list) else sizes
-    shape = np.shape(_raw(x))
+    shape = np.shape(data_of(x))
     lead = len(sizes) - len(shape)
     target = tuple(shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
     return broadcast_to(x, target)
@@ -210,17 +210,13 @@ def stack(tensors, axis=0):
     return Stack.apply(*tensors, axis=axis)
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def _index(index):
     """An index with any Tensors in it replaced by their arrays."""
     if isinstance(index, tuple):
-        return tuple(_raw(i) for i in index)
+        return tuple(data_of(i) for i in index)
     if isinstance(index, list):
         return np.asarray(index)
-    return _raw(index)
+    return data_of(index)
 
 
 class TensorMath:

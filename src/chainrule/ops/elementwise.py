@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Function
-from ..tensor import Tensor
+from ..tensor import data_of
 
 
 class Add(Function):
@@ -87,12 +87,12 @@ class Power(Function):
         xp = ctx.xp
         with np.errstate(divide="ignore", invalid="ignore"):
             ga = upstream * b * a ** (b - 1) if need_a else None
-            exponent_zero = np.asarray(_raw(b) == 0)
+            exponent_zero = np.asarray(data_of(b) == 0)
             if need_a and exponent_zero.any():  # d(a^0)/da = 0, also at a = 0
                 ga = xp.where(exponent_zero, 0, ga)
             gb = None
             if need_b:
-                zero = np.asarray(_raw(a) == 0)
+                zero = np.asarray(data_of(a) == 0)
                 gb = upstream * ctx.out * xp.log(xp.where(zero, 1, a))
         return ga, gb
 
@@ -191,14 +191,19 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, a):
-        e = np.exp(-np.abs(a))
-        r = 1 / (1 + e)
-        return np.where(a >= 0, r, e * r)
+        return stable_sigmoid(a)
 
     @staticmethod
     def backward(ctx, upstream):
         out = ctx.out
         return upstream * out * (1 - out)
+
+
+def stable_sigmoid(a):
+    """1 / (1 + e^-a) on an array, from e^-|a| so that it never overflows."""
+    e = np.exp(-np.abs(a))
+    r = 1 / (1 + e)
+    return np.where(a >= 0, r, e * r)
 
 
 class ReLU(Function):
@@ -312,7 +317,3 @@ class AsType(Function):
     @staticmethod
     def backward(ctx, upstream):
         return upstream
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
