@@ -236,8 +236,7 @@ class Function:
 
 
 def _forward_value(x):
-    if isinstance(x, Tensor):
-        return x.data
+    """What a non-Tensor operand becomes in forward (Tensors give their ``.data``)."""
     if isinstance(x, np.ndarray):
         return x
     if isinstance(x, np.generic):  # NumPy scalars act as Python numbers, as in PyTorch
@@ -349,13 +348,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                     # into it in place.
                     fresh = (not create_graph and d is not upstream and type(d) is np.ndarray
                              and d.base is None)
-                    key = id(parent)
-                    if key not in grads:  # the first gradient to arrive (the usual case)
-                        grads[key] = d
-                        if fresh:
-                            owned.add(key)
-                    else:
-                        _accumulate(grads, owned, key, d, fresh, create_graph)
+                    _accumulate(grads, owned, id(parent), d, fresh, create_graph)
                     if sent is not None:
                         d = d.copy() if fresh else d
                 if sent is not None:
@@ -402,8 +395,6 @@ def _store_grad(t, g, owned, create_graph):
     if create_graph:
         t.grad = g if t.grad is None else t.grad + g
         return
-    if isinstance(g, Tensor):
-        g = g.data
     if t.grad is None:
         # A rule may pass its upstream array straight through (add) or as a view
         # (reshape); .grad must then become an array of the tensor's own.
@@ -446,12 +437,8 @@ def _seed_gradient(tensor, gradient, where):
         if tensor.ndim == 0:  # the usual loss: one shared read-only 1, never written into
             return _unit_seed(tensor.dtype)
         return np.ones(tensor.shape, dtype=tensor.dtype)
-    if isinstance(gradient, Tensor):
-        if gradient.shape != tensor.shape:
-            raise ShapeError(f"{where}: gradient has shape {gradient.shape} but the output "
-                             f"has shape {tensor.shape}")
-        return gradient  # kept as a Tensor: with create_graph the result depends on it
-    gradient = np.asarray(gradient, dtype=tensor.dtype)
+    if not isinstance(gradient, Tensor):  # a Tensor is kept: with create_graph it matters
+        gradient = np.asarray(gradient, dtype=tensor.dtype)
     if gradient.shape != tensor.shape:
         raise ShapeError(
             f"{where}: gradient has shape {gradient.shape} but the output has shape "
