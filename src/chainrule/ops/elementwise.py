@@ -86,11 +86,12 @@ class Power(Function):
         need_a, need_b = ctx.needs_input_grad
         xp = ctx.xp
         with np.errstate(divide="ignore", invalid="ignore"):
-            ga = upstream * b * a ** (b - 1) if need_a else None
-            exponent_zero = np.asarray(data_of(b) == 0)
-            if need_a and exponent_zero.any():  # d(a^0)/da = 0, also at a = 0
-                ga = xp.where(exponent_zero, 0, ga)
-            gb = None
+            ga = gb = None
+            if need_a:
+                ga = upstream * b * a ** (b - 1)
+                exponent_zero = np.asarray(data_of(b) == 0)
+                if exponent_zero.any():  # d(a^0)/da = 0, also at a = 0
+                    ga = xp.where(exponent_zero, 0, ga)
             if need_b:
                 zero = np.asarray(data_of(a) == 0)
                 gb = upstream * ctx.out * xp.log(xp.where(zero, 1, a))

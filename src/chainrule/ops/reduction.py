@@ -38,8 +38,12 @@ class _Reduction(Function):
 
     @classmethod
     def prepare(cls, ctx, a, axis):
-        axes = normalize_axes(axis, np.ndim(a), cls.name())
-        ctx.shape, ctx.kept = np.shape(a), kept_shape(np.shape(a), axes)
+        """Remember the input's shape, the kept-axes shape and how many elements each
+        output value reduces (``ctx.count``); returns the reduced axes."""
+        shape = np.shape(a)
+        axes = normalize_axes(axis, len(shape), cls.name())
+        ctx.shape, ctx.kept = shape, kept_shape(shape, axes)
+        ctx.count = int(np.prod([shape[i] for i in axes]))
         return axes
 
     @staticmethod
@@ -67,7 +71,6 @@ class Mean(_Reduction):
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
         axes = cls.prepare(ctx, a, axis)
-        ctx.count = int(np.prod([np.shape(a)[i] for i in axes]))
         return np.mean(a, axis=axes, keepdims=keepdims)
 
     @classmethod
@@ -90,8 +93,7 @@ class Max(_Reduction):
         best = cls.pick(a, axis=axes, keepdims=True)
         winners = a == best
         ctx.share = winners / winners.sum(axis=axes, keepdims=True, dtype=best.dtype)
-        return best if keepdims else best.reshape(
-            tuple(n for i, n in enumerate(np.shape(a)) if i not in axes))
+        return best if keepdims else best.squeeze(axes)
 
     @classmethod
     def backward(cls, ctx, upstream):
@@ -113,8 +115,7 @@ class Var(_Reduction):
     @classmethod
     def forward(cls, ctx, a, axis=None, ddof=0, keepdims=False):
         axes = cls.prepare(ctx, a, axis)
-        ctx.axes = axes
-        ctx.divisor = int(np.prod([np.shape(a)[i] for i in axes])) - ddof
+        ctx.axes, ctx.divisor = axes, ctx.count - ddof
         return np.var(a, axis=axes, ddof=ddof, keepdims=keepdims)
 
     @classmethod
@@ -137,8 +138,7 @@ class LogSumExp(_Reduction):
         m = np.max(a, axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
         out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
-        return out if keepdims else out.reshape(
-            tuple(n for i, n in enumerate(np.shape(a)) if i not in axes))
+        return out if keepdims else out.squeeze(axes)
 
     @classmethod
     def backward(cls, ctx, upstream):
