@@ -400,34 +400,43 @@ def _shape(shape):
     return tuple(shape)
 
 
+def _leaf(array, requires_grad=False, name=None) -> Tensor:
+    """A leaf around an array a factory just made (no second copy)."""
+    t = Tensor._wrap(array)
+    t.name = name
+    return t.requires_grad_(True) if requires_grad else t
+
+
 def zeros(*shape, dtype=DEFAULT_FLOAT, requires_grad=False, name=None) -> Tensor:
-    return Tensor(np.zeros(_shape(shape), dtype), requires_grad, name=name)
+    return _leaf(np.zeros(_shape(shape), dtype), requires_grad, name)
 
 
 def ones(*shape, dtype=DEFAULT_FLOAT, requires_grad=False, name=None) -> Tensor:
-    return Tensor(np.ones(_shape(shape), dtype), requires_grad, name=name)
+    return _leaf(np.ones(_shape(shape), dtype), requires_grad, name)
 
 
 def full(shape, fill_value, dtype=DEFAULT_FLOAT, requires_grad=False, name=None) -> Tensor:
-    return Tensor(np.full(shape, fill_value, dtype), requires_grad, name=name)
+    return _leaf(np.full(shape, fill_value, dtype), requires_grad, name)
 
 
 def zeros_like(x, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.zeros_like(data_of(x), dtype=dtype), requires_grad)
+    return _leaf(np.zeros_like(data_of(x), dtype=dtype), requires_grad)
 
 
 def ones_like(x, dtype=None, requires_grad=False) -> Tensor:
-    return Tensor(np.ones_like(data_of(x), dtype=dtype), requires_grad)
+    return _leaf(np.ones_like(data_of(x), dtype=dtype), requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False) -> Tensor:
-    values = np.arange(start, stop, step) if stop is not None else np.arange(start)
-    return Tensor(values if dtype is not None or values.dtype.kind != "f" else
-                  values.astype(DEFAULT_FLOAT), requires_grad, dtype=dtype)
+    """NumPy's arange; float values default to float32."""
+    values = np.arange(start, stop, step, dtype=dtype)
+    if dtype is None and values.dtype == np.float64:
+        values = values.astype(DEFAULT_FLOAT)
+    return _leaf(values, requires_grad)
 
 
 def eye(n, m=None, dtype=DEFAULT_FLOAT, requires_grad=False) -> Tensor:
-    return Tensor(np.eye(n, m, dtype=dtype), requires_grad)
+    return _leaf(np.eye(n, m, dtype=dtype), requires_grad)
 
 
 _default_generator = np.random.default_rng()
@@ -452,14 +461,14 @@ def as_generator(seed=None) -> np.random.Generator:
 
 def randn(*shape, seed=None, dtype=DEFAULT_FLOAT, requires_grad=False, name=None) -> Tensor:
     """Standard normal samples; ``seed`` is an int or a ``numpy.random.Generator``."""
-    values = as_generator(seed).standard_normal(_shape(shape)).astype(dtype)
-    return Tensor(values, requires_grad, name=name)
+    values = as_generator(seed).standard_normal(_shape(shape)).astype(dtype, copy=False)
+    return _leaf(values, requires_grad, name)
 
 
 def rand(*shape, seed=None, dtype=DEFAULT_FLOAT, requires_grad=False, name=None) -> Tensor:
     """Uniform samples in [0, 1); ``seed`` is an int or a ``numpy.random.Generator``."""
-    values = as_generator(seed).random(_shape(shape)).astype(dtype)
-    return Tensor(values, requires_grad, name=name)
+    values = as_generator(seed).random(_shape(shape)).astype(dtype, copy=False)
+    return _leaf(values, requires_grad, name)
 
 
 from . import engine, ops  # noqa: E402  (both need Tensor defined first)
