@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import optim
-from ._io import atomic_write_text
 from .data import Standardize, load_dataset
+from .engine import no_grad
 from .errors import ChainruleError, CheckpointError
 from .nn import ACTIVATIONS, MLP
 from .optim import lr_scheduler
@@ -195,7 +194,7 @@ def train(config: RunConfig, resume=False, progress=None, callbacks=()) -> dict:
         summary["pictures"] = write_pictures(out, model, data, trainer.history)
         if not summary["pictures"]:
             summary["note"] = 'no pictures: matplotlib is missing (pip install "chainrule[plot]")'
-        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+        trainer.write_summary(summary)  # again, now with the pictures
     return summary
 
 
@@ -218,8 +217,7 @@ def write_pictures(out: Path, model, data, history) -> list[str]:
 
 
 def predict(model, X):
-    from .engine import no_grad
-
+    """Class labels (N,) for features X (N, D), in evaluation mode."""
     with no_grad():
         model.eval()
         return model(X).data.argmax(axis=1)

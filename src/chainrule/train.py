@@ -329,8 +329,11 @@ class Trainer:
 
     def _write_reports(self, summary):
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._history_on_disk = 0  # the final history.csv is written whole
-        self._write_history()
+        self._write_history()  # only rows not yet on disk
+        self.write_summary(summary)
+
+    def write_summary(self, summary: dict):
+        """Write ``summary`` (numbers, NumPy scalars and arrays allowed) to summary.json."""
         atomic_write_text(self.out_dir / "summary.json",
                           json.dumps(summary, indent=2, default=_json_default) + "\n")
 

@@ -23,6 +23,7 @@ from .graph import (
     format_value,
     forward_order,
     is_released,
+    parents_of,
     tensor_names,
     trace_backward,
 )
@@ -58,7 +59,7 @@ def explain(output, gradient=None) -> Explanation:
     names = tensor_names(order, output)
     uses = {}
     for t in order:
-        for p in _parents(t):
+        for p in parents_of(t) or ():
             if isinstance(p, Tensor):
                 uses[id(p)] = uses.get(id(p), 0) + 1
     steps = trace_backward(output, gradient)
@@ -68,10 +69,6 @@ def explain(output, gradient=None) -> Explanation:
         notes.append(f"the output has shape {output.shape}: its upstream gradient is ones "
                      "(these are the gradients of output.sum())")
     return Explanation(rows, notes)
-
-
-def _parents(t):
-    return () if t._ctx is None else t._ctx.parents
 
 
 def _row(step, names, n_uses) -> dict:
