@@ -84,3 +84,20 @@ def test_manual_seed_fixes_default_weights_dropout_and_data_order():
 def model_dropout_is_not_the_default_generator():
     model = nn.MLP(3, [5], 2, dropout=0.5)
     return model[2].generator is not cr.as_generator(None)
+
+
+def test_forward_hook_sees_every_call_can_replace_the_output_and_be_removed():
+    layer = nn.Linear(2, 2, generator=0)
+    seen = []
+
+    def double(module, inputs, output):
+        seen.append(module)
+        return output * 2
+
+    handle = layer.register_forward_hook(double)
+    x = cr.ones(1, 2)
+    plain = layer.weight.data.sum(axis=1) + layer.bias.data
+    np.testing.assert_allclose(layer(x).data[0], 2 * plain, rtol=1e-6)
+    handle.remove()
+    np.testing.assert_allclose(layer(x).data[0], plain, rtol=1e-6)
+    assert seen == [layer]
