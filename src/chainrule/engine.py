@@ -24,34 +24,42 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 
 import numpy as np
 
 from .errors import GraphError, ShapeError
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether operations are recorded, kept per thread (as in PyTorch): ``no_grad()`` in
+    one thread, or a backward pass running in it, leaves every other thread recording."""
+
+    enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations are being recorded for backpropagation right now."""
-    return _grad_enabled
+    """Whether operations are being recorded for backpropagation right now, in this thread."""
+    return _grad_mode.enabled
 
 
 class set_grad_enabled:
-    """Turn recording on or off: at once when called (as ``torch.set_grad_enabled``), and
-    back to the previous mode at the end of a ``with`` block or a decorated function."""
+    """Turn recording on or off in this thread: at once when called (as
+    ``torch.set_grad_enabled``), and back to the previous mode at the end of a ``with``
+    block or a decorated function."""
 
     def __init__(self, mode: bool):
-        global _grad_enabled
         self.mode = bool(mode)
-        self._previous, _grad_enabled = _grad_enabled, self.mode
+        self._previous, _grad_mode.enabled = _grad_mode.enabled, self.mode
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_mode.enabled = self._previous
         return False
 
     def __call__(self, fn):
@@ -94,8 +102,7 @@ class no_grad(set_grad_enabled):
         pass
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, self.mode
+        self._previous, _grad_mode.enabled = _grad_mode.enabled, self.mode
         return self
 
 
@@ -129,38 +136,19 @@ def sum_to_shape(grad, shape: tuple):
     return grad
 
 
-def _index_add(shape, index, values, dtype=None):
-    """Zeros of ``shape`` with ``values`` added at ``index``; repeated indices accumulate."""
-    out = np.zeros(shape, dtype=values.dtype if dtype is None else dtype)
-    if _is_basic_index(index):
-        out[index] = values  # a basic index selects each element at most once
-    else:
-        np.add.at(out, index, values)
-    return out
-
-
-def _is_basic_index(index) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, int | slice) for p in parts)
-
-
-class ArrayMath:
-    """The functions backward rules call through ``ctx.xp`` on plain arrays."""
-
-    exp = staticmethod(np.exp)
-    log = staticmethod(np.log)
-    where = staticmethod(np.where)
-    broadcast_to = staticmethod(np.broadcast_to)
-    index_add = staticmethod(_index_add)
-
-
-ARRAY_MATH = ArrayMath()
-TENSOR_MATH = None  # chainrule.ops fills this in: the same functions, recorded on Tensors
+# What a backward rule may call through ``ctx.xp``: NumPy-like functions on plain arrays,
+# or the same functions recorded on Tensors when the backward pass is itself differentiated.
+# Both are built by ``chainrule.ops`` from one table (``ops.RULE_FUNCTIONS``).
+ARRAY_MATH = None
+TENSOR_MATH = None
 
 
 # After backward(), a node whose values are all this small keeps them (while still refusing
 # a second backward), so that small graphs can be drawn and explained after backward().
 KEEP_AFTER_RELEASE = 64
+
+
+OPERATIONS: dict[str, type] = {}  # every Function by its public name, filled as they are defined
 
 
 class Context:
@@ -188,11 +176,40 @@ class Function:
 
     Subclasses define ``forward(ctx, *arrays, **params) -> ndarray`` and
     ``backward(ctx, upstream) -> downstream`` (one gradient per input, or ``None`` for an
-    input that needs none), and a ``symbol`` used when the graph is drawn.
+    input that needs none), and declare what tools read about them:
+
+    - ``name``: the public name, as users call it (``"matmul"``, ``"leaky_relu"``);
+      required, and unique among operations;
+    - ``symbol``: what a drawing of the graph shows (default: the name);
+    - ``elementwise``: True when each output element depends only on the input elements
+      at the same position (after broadcasting), so the local gradient is an elementwise
+      derivative rather than a Jacobian;
+    - ``saves_output``: True when ``backward`` reads ``ctx.out`` (exp, tanh, softmax), so
+      the node keeps its output alive until its rule has run.
+
+    Classes whose name starts with ``_`` are shared bases and declare nothing.
     """
 
-    symbol = "?"
-    saves_output = False  # rules that read ctx.out (e.g. exp, tanh, softmax) set this
+    name: str
+    symbol: str
+    elementwise = False
+    saves_output = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__name__.startswith("_"):
+            return
+        name = cls.__dict__.get("name")
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{cls.__qualname__}: a Function declares its public name, "
+                            'e.g. name = "softplus"')
+        known = OPERATIONS.get(name)
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"{cls.__qualname__}: the name {name!r} is already taken by "
+                            f"{known.__module__}.{known.__qualname__}")
+        if "symbol" not in cls.__dict__:
+            cls.symbol = name
+        OPERATIONS[name] = cls
 
     @staticmethod
     def forward(ctx, *arrays, **params):
@@ -206,11 +223,7 @@ class Function:
     def shape_error(cls, arrays, params) -> str:
         """The message for inputs whose shapes NumPy refused; names the op and the shapes."""
         shapes = " and ".join(str(np.shape(a)) for a in arrays)
-        return f"{cls.name()}: shapes {shapes} do not broadcast together"
-
-    @classmethod
-    def name(cls) -> str:
-        return cls.__name__.lower()
+        return f"{cls.name}: shapes {shapes} do not broadcast together"
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -223,7 +236,7 @@ class Function:
         except ValueError:
             # NumPy's own message names neither the operation nor the user's shapes.
             raise ShapeError(cls.shape_error(arrays, params)) from None
-        if _grad_enabled:
+        if _grad_mode.enabled:
             needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
             if True in needs:
                 ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
@@ -270,7 +283,7 @@ def topological_order(roots, allow_released=False) -> list:
             continue
         if ctx.released and not (allow_released and "parents" in ctx.__dict__):
             raise GraphError(
-                f"backward: the graph through '{ctx.fn.name()}' was already used by an "
+                f"backward: the graph through '{ctx.fn.name}' was already used by an "
                 "earlier backward() and its saved values were released; pass "
                 "retain_graph=True to the first backward() to go through it again"
             )

@@ -105,6 +105,7 @@ def test_gradcheck_passes_correct_gradients():
 class WrongSquare(Function):
     """x * x with a backward that forgets the factor 2."""
 
+    name = "wrong_square"
     symbol = "sq"
 
     @staticmethod

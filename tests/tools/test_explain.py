@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.functional import jacobian
+from chainrule.autograd.functional import jacobian
 from chainrule.viz import Explanation, explain
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule.functional import hessian, jacobian, jacobian_size, jvp, vjp
+from chainrule.autograd.functional import hessian, jacobian, jacobian_size, jvp, vjp
 from chainrule.gradcheck import numerical_grad
 
 

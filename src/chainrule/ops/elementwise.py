@@ -16,6 +16,8 @@ class Add(Function):
     """Add gate: a gradient distributor. Both local gradients are 1, so each input
     receives the upstream gradient unchanged."""
 
+    name = "add"
+    elementwise = True
     symbol = "+"
 
     @staticmethod
@@ -27,7 +29,13 @@ class Add(Function):
         return upstream, upstream
 
 
+def add(a, b):
+    return Add.apply(a, b)
+
+
 class Subtract(Function):
+    name = "subtract"
+    elementwise = True
     symbol = "-"
 
     @staticmethod
@@ -39,9 +47,15 @@ class Subtract(Function):
         return upstream, -upstream if ctx.needs_input_grad[1] else None
 
 
+def subtract(a, b):
+    return Subtract.apply(a, b)
+
+
 class Multiply(Function):
     """Multiply gate: a gradient swapper. Each input's local gradient is the other input."""
 
+    name = "multiply"
+    elementwise = True
     symbol = "*"
 
     @staticmethod
@@ -55,7 +69,13 @@ class Multiply(Function):
         return upstream * b if need_a else None, upstream * a if need_b else None
 
 
+def multiply(a, b):
+    return Multiply.apply(a, b)
+
+
 class Divide(Function):
+    name = "divide"
+    elementwise = True
     symbol = "/"
 
     @staticmethod
@@ -69,9 +89,15 @@ class Divide(Function):
         return upstream / b if need_a else None, -upstream * a / (b * b) if need_b else None
 
 
+def divide(a, b):
+    return Divide.apply(a, b)
+
+
 class Power(Function):
     """``a ** b``; d/da = b a^(b-1) and d/db = a^b ln a (taken as 0 where a = 0)."""
 
+    name = "power"
+    elementwise = True
     symbol = "**"
     saves_output = True
 
@@ -98,7 +124,13 @@ class Power(Function):
         return ga, gb
 
 
+def power(a, b):
+    return Power.apply(a, b)
+
+
 class Negative(Function):
+    name = "negative"
+    elementwise = True
     symbol = "neg"
 
     @staticmethod
@@ -110,7 +142,13 @@ class Negative(Function):
         return -upstream
 
 
+def negative(a):
+    return Negative.apply(a)
+
+
 class Exp(Function):
+    name = "exp"
+    elementwise = True
     symbol = "exp"
     saves_output = True
 
@@ -123,7 +161,13 @@ class Exp(Function):
         return upstream * ctx.out  # d/dx e^x = e^x, the forward value itself
 
 
+def exp(x):
+    return Exp.apply(x)
+
+
 class Log(Function):
+    name = "log"
+    elementwise = True
     symbol = "log"
 
     @staticmethod
@@ -137,7 +181,34 @@ class Log(Function):
         return upstream / a
 
 
+def log(x):
+    return Log.apply(x)
+
+
+class Log1p(Function):
+    """log(1 + x), accurate for x near 0 where log(1 + x) would round 1 + x."""
+
+    name = "log1p"
+    elementwise = True
+
+    @staticmethod
+    def forward(ctx, a):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log1p(a)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (a,) = ctx.inputs
+        return upstream / (1 + a)
+
+
+def log1p(x):
+    return Log1p.apply(x)
+
+
 class Sqrt(Function):
+    name = "sqrt"
+    elementwise = True
     symbol = "sqrt"
     saves_output = True
 
@@ -152,9 +223,15 @@ class Sqrt(Function):
             return upstream / (2 * ctx.out)
 
 
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
 class Abs(Function):
     """|x|; the local gradient is sign(x), taken as 0 at x = 0 (as PyTorch)."""
 
+    name = "abs"
+    elementwise = True
     symbol = "abs"
 
     @staticmethod
@@ -167,7 +244,13 @@ class Abs(Function):
         return upstream * ctx.sign
 
 
+def abs(x):
+    return Abs.apply(x)
+
+
 class Tanh(Function):
+    name = "tanh"
+    elementwise = True
     symbol = "tanh"
     saves_output = True
 
@@ -181,12 +264,18 @@ class Tanh(Function):
         return upstream * (1 - out * out)
 
 
+def tanh(x):
+    return Tanh.apply(x)
+
+
 class Sigmoid(Function):
     """sigma(x) = 1 / (1 + e^-x), with local gradient sigma(x) (1 - sigma(x)).
 
     Computed from e^-|x|, which never overflows, so any finite input is safe.
     """
 
+    name = "sigmoid"
+    elementwise = True
     symbol = "σ"
     saves_output = True
 
@@ -200,6 +289,10 @@ class Sigmoid(Function):
         return upstream * out * (1 - out)
 
 
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
 def stable_sigmoid(a):
     """1 / (1 + e^-a) on an array, from e^-|a| so that it never overflows."""
     e = np.exp(-np.abs(a))
@@ -210,6 +303,8 @@ def stable_sigmoid(a):
 class ReLU(Function):
     """max(0, x): passes the upstream gradient where x > 0 and blocks it elsewhere."""
 
+    name = "relu"
+    elementwise = True
     symbol = "relu"
 
     @staticmethod
@@ -222,11 +317,17 @@ class ReLU(Function):
         return upstream * ctx.mask
 
 
+def relu(x):
+    return ReLU.apply(x)
+
+
 class Maximum(Function):
     """Max gate: a gradient router. The whole upstream gradient goes to the larger
     input and none to the other; where the two are equal it is split in half between
     them (as PyTorch does)."""
 
+    name = "maximum"
+    elementwise = True
     symbol = "max"
 
     @staticmethod
@@ -242,9 +343,16 @@ class Maximum(Function):
         return upstream * share_a if need_a else None, upstream * (1 - share_a) if need_b else None
 
 
+def maximum(a, b):
+    """Elementwise max; the gradient goes to the larger input, split in half at ties."""
+    return Maximum.apply(a, b)
+
+
 class Minimum(Function):
     """Min gate: routes the upstream gradient to the smaller input; equal inputs split it."""
 
+    name = "minimum"
+    elementwise = True
     symbol = "min"
 
     @staticmethod
@@ -256,6 +364,11 @@ class Minimum(Function):
     backward = Maximum.backward
 
 
+def minimum(a, b):
+    """Elementwise min; the gradient goes to the smaller input, split in half at ties."""
+    return Minimum.apply(a, b)
+
+
 def _winner_share(wins, ties, dtype):
     """The fraction of the gradient the first input receives: 1, 0, or 0.5 at a tie."""
     dtype = dtype if np.issubdtype(dtype, np.floating) else np.float64
@@ -265,6 +378,8 @@ def _winner_share(wins, ties, dtype):
 class Clip(Function):
     """Clamp to [low, high]; the gradient passes only where low <= x <= high."""
 
+    name = "clip"
+    elementwise = True
     symbol = "clip"
 
     @staticmethod
@@ -282,9 +397,16 @@ class Clip(Function):
         return upstream * ctx.mask
 
 
+def clip(x, min=None, max=None):
+    """Clamp into [min, max]; the gradient passes where min <= x <= max."""
+    return Clip.apply(x, low=data_of(min), high=data_of(max))
+
+
 class Where(Function):
     """``where(condition, a, b)``: each gradient flows to the input that was chosen."""
 
+    name = "where"
+    elementwise = True
     symbol = "where"
 
     @classmethod
@@ -306,9 +428,16 @@ class Where(Function):
                 xp.where(cond, 0, upstream) if need_b else None)
 
 
+def where(condition, a, b):
+    """``a`` where ``condition`` holds, else ``b``; the condition is not differentiated."""
+    return Where.apply(a, b, condition=np.asarray(data_of(condition), dtype=bool))
+
+
 class AsType(Function):
     """A cast; the engine casts the gradient back to the input's dtype."""
 
+    name = "astype"
+    elementwise = True
     symbol = "cast"
 
     @staticmethod
@@ -318,3 +447,7 @@ class AsType(Function):
     @staticmethod
     def backward(ctx, upstream):
         return upstream
+
+
+def astype(x, dtype):
+    return AsType.apply(x, dtype=np.dtype(dtype))

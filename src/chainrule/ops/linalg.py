@@ -1,4 +1,4 @@
-"""Matrix multiplication."""
+"""Matrix multiplication, and the fused affine map of a linear layer."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class MatMul(Function):
     dL/da = g @ b^T and dL/db = a^T @ g.
     """
 
+    name = "matmul"
     symbol = "@"
 
     @staticmethod
@@ -61,3 +62,52 @@ class MatMul(Function):
             if b.ndim == 1:
                 gb = gb[..., 0]
         return ga, gb  # batch axes that were broadcast are summed away by the engine
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules: (..., n, k) @ (..., k, m) -> (..., n, m); 1-D
+    operands are treated as row (left) or column (right) vectors."""
+    return MatMul.apply(a, b)
+
+
+class Linear(Function):
+    """y = x W^T + b for x of shape (*, in_features), W (out_features, in_features).
+
+    One node instead of a matmul, a transpose and an add. Backward, without forming any
+    Jacobian: dL/dx = g W, dL/dW = g^T x, dL/db = sum of g over the batch.
+    """
+
+    name = "linear"
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        shape = getattr(x, "shape", ())
+        if not shape or shape[-1] != weight.shape[1]:
+            raise ShapeError(f"linear: input {shape} has {shape[-1:] or 'no'} "
+                             f"features but the layer takes {weight.shape[1]} "
+                             f"(weight {weight.shape})")
+        if x.dtype.kind != "f":  # integer inputs compute in the layer's dtype (as float data)
+            x = x.astype(weight.dtype)
+        out = x @ weight.T
+        if bias is not None:
+            out += bias  # into the fresh product: no second array
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.inputs[:2]
+        needs = ctx.needs_input_grad
+        if x.dtype.kind != "f":
+            x = x.astype(weight.dtype)
+        if x.ndim != 2:  # fold batch axes together: the weight sees every row alike
+            x = x.reshape(-1, x.shape[-1])
+        g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
+        gx = (g @ weight) if needs[0] else None
+        gw = (g2.T @ x) if needs[1] else None
+        gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
+
+
+def linear(x, weight, bias=None):
+    """x W^T + b. Shapes: x (*, in), weight (out, in), bias (out,) -> (*, out)."""
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..engine import Function
 from ..errors import ShapeError
+from .elementwise import sqrt
 
 
 def normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
@@ -20,9 +21,9 @@ def normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
     result = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < (ndim or 1):
             raise ShapeError(f"{op}: axis {a} is out of range for an array of {ndim} dimensions")
-        result.append(int(a) % max(ndim, 1))
+        result.append(int(a) % (ndim or 1))
     if len(set(result)) != len(result):
         raise ShapeError(f"{op}: repeated axis in {axis}")
     return tuple(sorted(result))
@@ -41,7 +42,7 @@ class _Reduction(Function):
         """Remember the input's shape, the kept-axes shape and how many elements each
         output value reduces (``ctx.count``); returns the reduced axes."""
         shape = np.shape(a)
-        axes = normalize_axes(axis, len(shape), cls.name())
+        axes = normalize_axes(axis, len(shape), cls.name)
         ctx.shape, ctx.kept = shape, kept_shape(shape, axes)
         ctx.count = int(np.prod([shape[i] for i in axes]))
         return axes
@@ -53,6 +54,7 @@ class _Reduction(Function):
 
 
 class Sum(_Reduction):
+    name = "sum"
     symbol = "sum"
 
     @classmethod
@@ -65,7 +67,12 @@ class Sum(_Reduction):
         return cls.spread(ctx, upstream)
 
 
+def sum(x, axis=None, keepdims=False):
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Mean(_Reduction):
+    name = "mean"
     symbol = "mean"
 
     @classmethod
@@ -78,10 +85,15 @@ class Mean(_Reduction):
         return cls.spread(ctx, upstream / ctx.count)
 
 
+def mean(x, axis=None, keepdims=False):
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Max(_Reduction):
     """Largest value along axes. The gradient goes to the element that was largest; when
     several are equal it is shared evenly among them (as ``torch.amax``)."""
 
+    name = "max"
     symbol = "max"
     pick = staticmethod(np.max)
 
@@ -89,7 +101,7 @@ class Max(_Reduction):
     def forward(cls, ctx, a, axis=None, keepdims=False):
         axes = cls.prepare(ctx, a, axis)
         if np.size(a) == 0:
-            raise ShapeError(f"{cls.name()}: cannot reduce an empty array of shape {np.shape(a)}")
+            raise ShapeError(f"{cls.name}: cannot reduce an empty array of shape {np.shape(a)}")
         best = cls.pick(a, axis=axes, keepdims=True)
         winners = a == best
         ctx.share = winners / winners.sum(axis=axes, keepdims=True, dtype=best.dtype)
@@ -100,16 +112,27 @@ class Max(_Reduction):
         return upstream.reshape(ctx.kept) * ctx.share
 
 
+def max(x, axis=None, keepdims=False):
+    """Largest values along ``axis`` (values only, like ``np.max``); ties share the gradient."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Min(Max):
     """Smallest value along axes; ties share the gradient evenly."""
 
+    name = "min"
     symbol = "min"
     pick = staticmethod(np.min)
+
+
+def min(x, axis=None, keepdims=False):
+    return Min.apply(x, axis=axis, keepdims=keepdims)
 
 
 class Var(_Reduction):
     """Variance ``sum((x - mean)^2) / (n - ddof)``; local gradient 2 (x - mean) / (n - ddof)."""
 
+    name = "var"
     symbol = "var"
 
     @classmethod
@@ -125,10 +148,20 @@ class Var(_Reduction):
         return upstream.reshape(ctx.kept) * centered * (2 / ctx.divisor)
 
 
+def var(x, axis=None, ddof=0, keepdims=False):
+    """Variance with NumPy's default ``ddof=0`` (PyTorch's default is 1)."""
+    return Var.apply(x, axis=axis, ddof=ddof, keepdims=keepdims)
+
+
+def std(x, axis=None, ddof=0, keepdims=False):
+    return sqrt(var(x, axis, ddof, keepdims))
+
+
 class LogSumExp(_Reduction):
     """log(sum(exp(x))) computed as m + log(sum(exp(x - m))) with m the max, so that it
     never overflows; its local gradient is softmax(x)."""
 
+    name = "logsumexp"
     symbol = "logsumexp"
     saves_output = True
 
@@ -146,22 +179,26 @@ class LogSumExp(_Reduction):
         return upstream.reshape(ctx.kept) * ctx.xp.exp(a - ctx.out.reshape(ctx.kept))
 
 
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) along ``axis``, stable for any finite input."""
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
 class Softmax(Function):
     """exp(x) / sum(exp(x)) along ``axis``, shifted by the max so it never overflows.
 
     Backward: s * (g - sum(g * s)), the Jacobian-vector product without the Jacobian.
     """
 
+    name = "softmax"
     symbol = "softmax"
     saves_output = True
 
     @classmethod
     def forward(cls, ctx, a, axis=-1):
-        normalize_axes(axis, np.ndim(a), cls.name())
+        normalize_axes(axis, np.ndim(a), cls.name)
         ctx.axis = axis
-        e = np.exp(a - np.max(a, axis=axis, keepdims=True))
-        e /= e.sum(axis=axis, keepdims=True)
-        return e
+        return stable_softmax(a, axis)
 
     @staticmethod
     def backward(ctx, upstream):
@@ -169,19 +206,28 @@ class Softmax(Function):
         return s * (upstream - (upstream * s).sum(axis=ctx.axis, keepdims=True))
 
 
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along ``axis``, stable for any finite input."""
+    return Softmax.apply(x, axis=axis)
+
+
+def stable_softmax(a, axis=-1):
+    """Softmax of an array along ``axis``, shifted by the max so that it never overflows."""
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
 class LogSoftmax(Function):
     """x - logsumexp(x) along ``axis``; backward g - softmax(x) * sum(g)."""
 
+    name = "log_softmax"
     symbol = "log_softmax"
     saves_output = True
 
     @classmethod
-    def name(cls):
-        return "log_softmax"
-
-    @classmethod
     def forward(cls, ctx, a, axis=-1):
-        normalize_axes(axis, np.ndim(a), cls.name())
+        normalize_axes(axis, np.ndim(a), cls.name)
         ctx.axis = axis
         shifted = a - np.max(a, axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
@@ -190,3 +236,8 @@ class LogSoftmax(Function):
     def backward(ctx, upstream):
         softmax = ctx.xp.exp(ctx.out)
         return upstream - softmax * upstream.sum(axis=ctx.axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along ``axis``, stable for any finite input."""
+    return LogSoftmax.apply(x, axis=axis)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import Function, _index_add
+from ..engine import Function
 from ..errors import ShapeError
+from ..tensor import data_of
 
 
 class Reshape(Function):
+    name = "reshape"
     symbol = "reshape"
 
     @staticmethod
@@ -27,9 +29,15 @@ class Reshape(Function):
         return upstream.reshape(np.shape(ctx.inputs[0]))
 
 
+def reshape(x, shape):
+    shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+    return Reshape.apply(x, shape=shape)
+
+
 class Transpose(Function):
     """Permute the axes (all reversed when ``axes`` is None); backward applies the inverse."""
 
+    name = "transpose"
     symbol = "transpose"
 
     @staticmethod
@@ -49,9 +57,29 @@ class Transpose(Function):
         return upstream.transpose(tuple(np.argsort([int(x) % upstream.ndim for x in ctx.axes])))
 
 
+def transpose(x, axes=None):
+    return Transpose.apply(x, axes=None if axes is None else tuple(axes))
+
+
+def permute(x, *dims):
+    one = len(dims) == 1 and not isinstance(dims[0], int | np.integer)
+    return transpose(x, dims[0] if one else dims)
+
+
+def swapaxes(x, axis1, axis2):
+    ndim = np.ndim(data_of(x))
+    for a in (axis1, axis2):
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"swapaxes: axis {a} is out of range for shape {np.shape(data_of(x))}")
+    axes = list(range(ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, axes)
+
+
 class BroadcastTo(Function):
     """Repeat along new or size-1 axes; the engine sums the gradient of the copies back."""
 
+    name = "broadcast_to"
     symbol = "broadcast"
 
     @staticmethod
@@ -67,11 +95,26 @@ class BroadcastTo(Function):
         return upstream
 
 
+def broadcast_to(x, shape):
+    shape = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+    return BroadcastTo.apply(x, shape=shape)
+
+
+def expand(x, *sizes):
+    """PyTorch's expand: broadcast to ``sizes``; -1 keeps that dimension's size."""
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], tuple | list) else sizes
+    shape = np.shape(data_of(x))
+    lead = len(sizes) - len(shape)
+    target = tuple(shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
+    return broadcast_to(x, target)
+
+
 class GetItem(Function):
     """Indexing with slices, integers, integer arrays or boolean masks. The gradient is
     scattered back to where the values came from; an element picked twice receives
     both gradients."""
 
+    name = "getitem"
     symbol = "[]"
 
     @staticmethod
@@ -89,16 +132,30 @@ class GetItem(Function):
         return ctx.xp.index_add(np.shape(a), ctx.index, upstream, _dtype(a))
 
 
+def getitem(x, index):
+    return GetItem.apply(x, index=_index(index))
+
+
+def _index(index):
+    """An index with any Tensors in it replaced by their arrays."""
+    if isinstance(index, tuple):
+        return tuple(data_of(i) for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return data_of(index)
+
+
 class IndexAdd(Function):
     """Zeros of ``shape`` with ``values`` added at ``index``: the backward of indexing,
     recorded as an operation so that it can itself be differentiated."""
 
+    name = "index_add"
     symbol = "index_add"
 
     @staticmethod
     def forward(ctx, values, shape=None, index=None, dtype=None):
         ctx.index = index
-        return _index_add(shape, index, values, dtype)
+        return index_add_array(shape, index, values, dtype)
 
     @staticmethod
     def backward(ctx, upstream):
@@ -106,6 +163,7 @@ class IndexAdd(Function):
 
 
 class Concatenate(Function):
+    name = "concatenate"
     symbol = "concat"
 
     @staticmethod
@@ -129,7 +187,12 @@ class Concatenate(Function):
         )
 
 
+def concatenate(tensors, axis=0):
+    return Concatenate.apply(*tensors, axis=axis)
+
+
 class Stack(Function):
+    name = "stack"
     symbol = "stack"
 
     @staticmethod
@@ -149,5 +212,25 @@ class Stack(Function):
                      for i, need in enumerate(ctx.needs_input_grad))
 
 
+def stack(tensors, axis=0):
+    return Stack.apply(*tensors, axis=axis)
+
+
 def _dtype(a):
     return a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+
+
+def index_add_array(shape, index, values, dtype=None):
+    """Zeros of ``shape`` with ``values`` added at ``index``; repeated indices accumulate.
+    The backward of indexing on plain arrays (``IndexAdd`` records the same on Tensors)."""
+    out = np.zeros(shape, dtype=values.dtype if dtype is None else dtype)
+    if _is_basic_index(index):
+        out[index] = values  # a basic index selects each element at most once
+    else:
+        np.add.at(out, index, values)
+    return out
+
+
+def _is_basic_index(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, int | slice) for p in parts)

@@ -82,11 +82,11 @@ def _row(step, names, n_uses) -> dict:
         ctx, fn = t._ctx, t._ctx.fn
         args = [_arg_label(p, names) for p in ctx.parents]
         local, kind = local_gradients(t)
-        row = dict(node=f"{name} = {_expression(fn, args)}", name=name, op=fn.name(),
+        row = dict(node=f"{name} = {_expression(fn, args)}", name=name, op=fn.name,
                    inputs=args, value=_plain(t.data), local_grad=local, local_grad_kind=kind,
                    downstream=[None if d is None else _plain(d) for d in step.downstream])
-        if fn.name() in PATTERNS:
-            patterns.append(PATTERNS[fn.name()])
+        if fn.name in PATTERNS:
+            patterns.append(PATTERNS[fn.name])
     row["upstream"] = _plain(step.upstream)
     if n_uses > 1:
         patterns.append("copy: gradients add")
@@ -106,7 +106,7 @@ def local_gradients(t: Tensor):
     ctx = t._ctx
     out = np.asarray(t.data)
     needs = ctx.needs_input_grad
-    if ctx.fn.__module__.endswith(".elementwise"):
+    if ctx.fn.elementwise:
         local = _call_rule(ctx, np.ones_like(out))
         scalar = out.size == 1 and all(np.size(a) == 1 for a in ctx.inputs)
         return [_plain(d) if need and d is not None else None
@@ -135,7 +135,7 @@ def _expression(fn, args) -> str:
     symbol = fn.symbol
     if symbol in INFIX and len(args) == 2:
         return f"{args[0]} {symbol} {args[1]}"
-    if fn.name() == "negative":
+    if fn.name == "negative":
         return f"-{args[0]}"
     if symbol == "[]":
         return f"{args[0]}[...]"

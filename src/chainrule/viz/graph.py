@@ -194,11 +194,11 @@ def _tensor_node(nid: int, t: Tensor, name: str, is_output: bool) -> Node:
         grad_note = "" if t.requires_grad else ", requires_grad=False"
         return Node(nid, "leaf", name, value=t.data, info=f"{name}: leaf, {shape}{grad_note}")
     fn = t._ctx.fn
-    label = fn.symbol if fn.symbol != "?" else fn.name()
+    label = fn.symbol
     shown_name = t.name if (t.name and not is_output) else None
     state = " (released by backward())" if is_released(t) else ""
-    return Node(nid, "op", label, name=shown_name, value=t.data, op=fn.name(),
-                info=f"{name} = {fn.name()}(...): {shape}{state}")
+    return Node(nid, "op", label, name=shown_name, value=t.data, op=fn.name,
+                info=f"{name} = {fn.name}(...): {shape}{state}")
 
 
 def _add_gradients(graph: Graph, output: Tensor, order, index, released: bool):

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..engine import Function
 from ..errors import ArgumentError, DTypeError, ShapeError
-from ..ops.elementwise import stable_sigmoid
 from ..tensor import Tensor, data_of
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -62,6 +61,7 @@ class CrossEntropy(Function):
     Local gradient with respect to the scores: softmax(s) - onehot(y).
     """
 
+    name = "cross_entropy"
     symbol = "cross_entropy"
 
     @staticmethod
@@ -78,16 +78,24 @@ class CrossEntropy(Function):
     def backward(ctx, upstream):
         (logits,) = ctx.inputs
         weight = _spread(upstream, logits.shape[0], ctx.reduction)
-        if isinstance(logits, Tensor):  # recorded backward: softmax from differentiable ops
-            from .. import ops
-
-            probs = ops.softmax(logits, axis=1)
+        if ctx.xp.records:  # the saved probabilities are constants: recompute them recorded
             onehot = np.zeros(logits.shape, dtype=logits.dtype)
             onehot[ctx.rows, ctx.target] = 1
-            return (probs - onehot) * weight
+            return (ctx.xp.softmax(logits, axis=1) - onehot) * weight
         grad = ctx.probs * weight  # a new array: the saved probabilities stay as they are
         grad[ctx.rows, ctx.target] -= weight if np.ndim(weight) == 0 else weight[:, 0]
         return grad
+
+
+def cross_entropy(logits, target, reduction="mean"):
+    """Softmax cross-entropy between scores (N, C) and integer class labels (N,).
+
+    L_i = -log(e^{s_{y_i}} / sum_j e^{s_j}); with small random weights the initial mean
+    loss is about ln(C).
+    """
+    check_reduction(reduction, "cross_entropy")
+    target = class_targets(np.shape(data_of(logits)), target, "cross_entropy")
+    return CrossEntropy.apply(logits, target=target, reduction=reduction)
 
 
 class MultiClassHinge(Function):
@@ -96,6 +104,7 @@ class MultiClassHinge(Function):
     Each violated margin sends +1 to its class's score and -1 to the correct class's.
     """
 
+    name = "hinge_loss"
     symbol = "hinge"
 
     @staticmethod
@@ -115,10 +124,23 @@ class MultiClassHinge(Function):
         return _spread(upstream, ctx.local.shape[0], ctx.reduction) * ctx.local
 
 
+def hinge_loss(scores, target, margin=1.0, reduction="mean"):
+    """The multiclass SVM loss of the lecture on scores (N, C) and labels (N,):
+    L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + margin), averaged over the batch.
+
+    With small random weights the initial loss is about C - 1. PyTorch's
+    ``multi_margin_loss`` computes the same sum divided by the number of classes C.
+    """
+    check_reduction(reduction, "hinge_loss")
+    target = class_targets(np.shape(data_of(scores)), target, "hinge_loss")
+    return MultiClassHinge.apply(scores, target=target, margin=margin, reduction=reduction)
+
+
 class BCEWithLogits(Function):
     """Binary cross-entropy on logits x with targets t in [0, 1], computed stably as
     max(x, 0) - x t + log(1 + e^-|x|); local gradients sigmoid(x) - t and -x."""
 
+    name = "binary_cross_entropy_with_logits"
     symbol = "bce_logits"
 
     @staticmethod
@@ -129,11 +151,33 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def backward(ctx, upstream):
-        from .. import ops
-
         x, t = ctx.inputs
         scale = upstream / np.size(data_of(x)) if ctx.reduction == "mean" else upstream
-        sigmoid = ops.sigmoid(x) if isinstance(x, Tensor) else stable_sigmoid(x)
         need_x, need_t = ctx.needs_input_grad
-        return (scale * (sigmoid - t) if need_x else None,
+        return (scale * (ctx.xp.sigmoid(x) - t) if need_x else None,
                 -scale * x if need_t else None)
+
+
+def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
+    """Binary cross-entropy of sigmoid(logits) against targets in [0, 1], computed from
+    the logits so it never takes the log of 0."""
+    check_reduction(reduction, "binary_cross_entropy_with_logits")
+    if np.shape(data_of(logits)) != np.shape(data_of(target)):
+        raise ShapeError(f"binary_cross_entropy_with_logits: logits {np.shape(data_of(logits))} "
+                         f"and target {np.shape(data_of(target))} must have the same shape")
+    if not isinstance(target, Tensor):
+        target = np.asarray(target, dtype=data_of(logits).dtype)
+    return BCEWithLogits.apply(logits, target, reduction=reduction)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Squared error (input - target)^2, averaged (or summed) over every element; composed
+    of subtract, multiply and a reduction, so it needs no backward of its own."""
+    check_reduction(reduction, "mse_loss")
+    if np.shape(data_of(input)) != np.shape(data_of(target)):
+        raise ShapeError(f"mse_loss: input {np.shape(data_of(input))} and target "
+                         f"{np.shape(data_of(target))} must have the same shape")
+    diff = input - target
+    squared = diff * diff
+    return squared if reduction == "none" else (
+        squared.mean() if reduction == "mean" else squared.sum())

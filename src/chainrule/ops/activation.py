@@ -1,6 +1,6 @@
-"""The activation functions of the lecture that are not engine primitives, each as a
-forward beside its backward. ReLU, sigmoid and tanh are primitives of ``chainrule.ops``;
-SiLU is composed from them.
+"""The activation functions of the lecture beyond ReLU, sigmoid and tanh (which live in
+``elementwise``), each as a forward beside its backward. GELU and SiLU are composed from
+other operations.
 
 Every function here is finite in value and gradient for any finite input: exponentials
 are only ever taken of non-positive numbers.
@@ -13,6 +13,8 @@ import math
 import numpy as np
 
 from ..engine import Function
+from ..errors import ArgumentError
+from .elementwise import sigmoid, tanh
 
 try:  # SciPy's erf is faster; math.erf element by element gives the same values
     from scipy.special import erf as _erf
@@ -23,6 +25,8 @@ except ImportError:  # pragma: no cover - depends on what is installed
 class LeakyReLU(Function):
     """x for x > 0, else slope * x: a small gradient flows for negative inputs too."""
 
+    name = "leaky_relu"
+    elementwise = True
     symbol = "leaky_relu"
 
     @staticmethod
@@ -35,9 +39,16 @@ class LeakyReLU(Function):
         return upstream * ctx.local
 
 
+def leaky_relu(x, negative_slope=0.01):
+    """max(slope x, x): lets a small gradient through for x < 0 (the lecture uses 0.1)."""
+    return LeakyReLU.apply(x, negative_slope=negative_slope)
+
+
 class ELU(Function):
     """x for x > 0, else alpha (e^x - 1): smooth and closer to zero-mean than ReLU."""
 
+    name = "elu"
+    elementwise = True
     symbol = "elu"
 
     @staticmethod
@@ -53,10 +64,17 @@ class ELU(Function):
         return ctx.xp.where(ctx.positive, upstream, upstream * below)
 
 
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha (e^x - 1) otherwise."""
+    return ELU.apply(x, alpha=alpha)
+
+
 class NormalCDF(Function):
     """Phi(x), the standard normal CDF 0.5 (1 + erf(x / sqrt 2)); its local gradient is
     the normal density e^(-x^2/2) / sqrt(2 pi). GELU is x * Phi(x)."""
 
+    name = "normal_cdf"
+    elementwise = True
     symbol = "Φ"
 
     @staticmethod
@@ -72,3 +90,23 @@ class NormalCDF(Function):
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def normal_cdf(x):
+    """The standard normal CDF Phi(x)."""
+    return NormalCDF.apply(x)
+
+
+def gelu(x, approximate="none"):
+    """x Phi(x) with Phi the normal CDF; ``approximate="tanh"`` uses PyTorch's tanh form."""
+    if approximate == "tanh":
+        inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+        return 0.5 * x * (1 + tanh(inner))
+    if approximate != "none":
+        raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return x * NormalCDF.apply(x)
+
+
+def silu(x):
+    """x sigma(x), also called swish."""
+    return x * sigmoid(x)

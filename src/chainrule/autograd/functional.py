@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import autograd as _autograd
-from . import ops
-from .engine import enable_grad
-from .errors import ChainruleError, ShapeError
-from .tensor import Tensor
+from .. import ops
+from ..engine import enable_grad
+from ..errors import ChainruleError, ShapeError
+from ..tensor import Tensor
+from .gradients import grad
 
 
 def _as_tuple(x, what: str, where: str) -> tuple[bool, tuple]:
@@ -61,8 +61,8 @@ def _grads(output, inputs, create_graph, grad_outputs=None) -> list[Tensor]:
     """d output / d inputs with zeros for inputs the output does not depend on."""
     if not output.requires_grad:
         return [_zeros(t.shape, t.dtype) for t in inputs]
-    grads = _autograd.grad(output, inputs, grad_outputs=grad_outputs, retain_graph=True,
-                           create_graph=create_graph, allow_unused=True)
+    grads = grad(output, inputs, grad_outputs=grad_outputs, retain_graph=True,
+                 create_graph=create_graph, allow_unused=True)
     return [_zeros(t.shape, t.dtype) if g is None else g for g, t in zip(grads, inputs)]
 
 
@@ -190,6 +190,24 @@ def _vectors(v, like, where, name, kind) -> tuple:
     return vs
 
 
+def _gradient_function(func, in_tuple, where, seen=None):
+    """x -> grad func(x) as a differentiable function; ``seen`` collects func's values."""
+
+    def gradient(*xs):
+        with enable_grad():
+            out = func(*xs)
+        if not isinstance(out, Tensor) or out.size != 1:
+            shape = out.shape if isinstance(out, Tensor) else type(out).__name__
+            raise ChainruleError(f"{where}: func must return a Tensor with a single element, "
+                                 f"got {shape}")
+        if seen is not None:
+            seen.append(out)
+        grads = _grads(out, xs, create_graph=True)
+        return tuple(grads) if in_tuple else grads[0]
+
+    return gradient
+
+
 def hessian(func, inputs, create_graph=False):
     """The Hessian of a scalar ``func``: the Jacobian of its gradient.
 
@@ -197,18 +215,31 @@ def hessian(func, inputs, create_graph=False):
     ``H[i][j]`` of shape in_i.shape + in_j.shape for a tuple of inputs.
     """
     in_tuple, _ = _as_tuple(inputs, "inputs", "hessian")
+    return jacobian(_gradient_function(func, in_tuple, "hessian"), inputs,
+                    create_graph=create_graph)
 
-    def gradient(*xs):
-        with enable_grad():
-            out = func(*xs)
-        if not isinstance(out, Tensor) or out.size != 1:
-            shape = out.shape if isinstance(out, Tensor) else type(out).__name__
-            raise ChainruleError(f"hessian: func must return a Tensor with a single element, "
-                                 f"got {shape}")
-        grads = _grads(out, xs, create_graph=True)
-        return tuple(grads) if in_tuple else grads[0]
 
-    return jacobian(gradient, inputs, create_graph=create_graph)
+def vhp(func, inputs, v, create_graph=False):
+    """``(func(inputs), v^T H)``: a vector times the Hessian of a scalar ``func``, without
+    forming H (two backward passes: the gradient, then the gradient of <grad, v>).
+
+    ``v`` has the structure and shapes of inputs, and so does the product.
+    """
+    in_tuple, _ = _as_tuple(inputs, "inputs", "vhp")
+    seen = []
+    _, product = vjp(_gradient_function(func, in_tuple, "vhp", seen), inputs, v, create_graph)
+    return _detach(seen[-1:], create_graph)[0], product
+
+
+def hvp(func, inputs, v, create_graph=False):
+    """``(func(inputs), H v)``: the Hessian of a scalar ``func`` times a vector, without
+    forming H. Equal to ``vhp`` wherever the Hessian is symmetric (f twice continuously
+    differentiable); computed here as a Jacobian-vector product of the gradient.
+    """
+    in_tuple, _ = _as_tuple(inputs, "inputs", "hvp")
+    seen = []
+    _, product = jvp(_gradient_function(func, in_tuple, "hvp", seen), inputs, v, create_graph)
+    return _detach(seen[-1:], create_graph)[0], product
 
 
 # ----- how big a Jacobian is ---------------------------------------------------------------

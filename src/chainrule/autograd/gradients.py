@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import _seed_gradient, run_backward
-from .errors import GraphError
-from .tensor import Tensor
+from ..engine import _seed_gradient, run_backward
+from ..errors import GraphError
+from ..tensor import Tensor
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -55,5 +55,3 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         gradients.append(g)
     return tuple(gradients)
 
-
-from .functional import hessian, jacobian, jacobian_size, jvp, vjp  # noqa: E402,F401
