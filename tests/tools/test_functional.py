@@ -170,3 +170,53 @@ def test_jacobian_size_agrees_with_a_real_jacobian():
     J = jacobian(cr.tanh, x)
     size = jacobian_size(x.shape, x.shape, dtype="float64")
     assert J.size == size.entries and J.data.nbytes == size.nbytes
+
+
+# ----- Hessian-vector products -------------------------------------------------------------
+def _cubic(x, w):
+    return (cr.tanh(x @ w) ** 2).sum() + (x**3).sum()
+
+
+def test_hvp_and_vhp_equal_the_hessian_times_v():
+    rng = np.random.default_rng(5)
+    x = cr.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    w = cr.tensor(rng.standard_normal((3, 2)), requires_grad=True)
+    v = (rng.standard_normal((2, 3)), rng.standard_normal((3, 2)))
+    H = hessian(_cubic, (x, w))
+    flat = np.concatenate([a.ravel() for a in v])
+    blocks = [[H[i][j].data.reshape(np.size(v[i]), np.size(v[j])) for j in range(2)]
+              for i in range(2)]
+    full = np.block(blocks)
+    value_h, hv = cr.autograd.hvp(_cubic, (x, w), v)
+    value_v, vh = cr.autograd.vhp(_cubic, (x, w), v)
+    np.testing.assert_allclose(value_h.data, _cubic(x, w).data)
+    np.testing.assert_allclose(value_v.data, _cubic(x, w).data)
+    np.testing.assert_allclose(np.concatenate([g.data.ravel() for g in hv]), full @ flat,
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.concatenate([g.data.ravel() for g in vh]), flat @ full,
+                               rtol=1e-10, atol=1e-12)
+    assert not hv[0].requires_grad and hv[1].shape == (3, 2)
+
+
+def test_hvp_of_one_input_returns_a_tensor_and_matches_torch_when_present():
+    x = cr.tensor(np.array([0.3, -1.2, 2.0]), requires_grad=True)
+    v = np.array([1.0, 0.5, -2.0])
+
+    def f(x):
+        return cr.tanh(x).sum() * (x * x).sum()
+
+    _, hv = cr.autograd.hvp(f, x, v)
+    _, vh = cr.autograd.vhp(f, x, v)
+    expected = hessian(f, x).data @ v
+    np.testing.assert_allclose(hv.data, expected, rtol=1e-10)
+    np.testing.assert_allclose(vh.data, expected, rtol=1e-10)
+    torch = pytest.importorskip("torch")
+    _, t_hv = torch.autograd.functional.hvp(
+        lambda t: torch.tanh(t).sum() * (t * t).sum(), torch.tensor(x.data), torch.tensor(v))
+    np.testing.assert_allclose(hv.data, t_hv.numpy(), rtol=1e-10)
+
+
+def test_hvp_needs_a_scalar_function():
+    x = cr.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(cr.ChainruleError, match="hvp: func must return a Tensor with a single"):
+        cr.autograd.hvp(lambda x: x * 2, x, np.ones(3))
