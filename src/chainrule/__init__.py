@@ -25,7 +25,10 @@ from .errors import (
     DTypeError,
     GradcheckError,
     GraphError,
+    OptimizerError,
     ShapeError,
+    TrainingDiverged,
+    UsageError,
 )
 from .ops import (
     abs,

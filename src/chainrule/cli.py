@@ -11,14 +11,10 @@ import json
 import sys
 
 from .data import DATASETS
-from .errors import ChainruleError
+from .errors import ChainruleError, UsageError
 from .experiment import OPTIMIZERS, SCHEDULES, RunConfig
 from .nn import ACTIVATIONS
 from .train import LOSSES
-
-
-class UsageError(ChainruleError):
-    pass
 
 
 class _Parser(argparse.ArgumentParser):

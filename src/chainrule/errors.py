@@ -39,4 +39,17 @@ class GradcheckError(ChainruleError, AssertionError):
 
 
 class ArgumentError(ChainruleError, ValueError):
-    """An argument outside the values a function accepts (an unknown option, p > 1, ...)."""
+    """An argument outside the values a function accepts (an unknown option, p > 1, ...).
+    The same check raises this same class wherever it is made (a layer or its function)."""
+
+
+class OptimizerError(ArgumentError):
+    """An invalid hyperparameter or parameter group given to an optimizer or scheduler."""
+
+
+class TrainingDiverged(ChainruleError):
+    """The loss became NaN or infinite; the message names the epoch and the step."""
+
+
+class UsageError(ChainruleError):
+    """A command line the ``chainrule`` command cannot run; reported in one line, exit 2."""

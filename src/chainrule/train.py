@@ -23,7 +23,7 @@ import numpy as np
 from ._io import atomic_write_text
 from .data import DataLoader
 from .engine import no_grad
-from .errors import ChainruleError, CheckpointError
+from .errors import ArgumentError, ChainruleError, CheckpointError, TrainingDiverged
 from .nn import functional as F
 from .nn.layers import Dropout
 from .optim.lr_scheduler import ReduceLROnPlateau
@@ -31,10 +31,6 @@ from .serialization import load, save
 
 LOSSES = {"softmax": F.cross_entropy, "svm": F.hinge_loss}
 CHECKPOINT, BEST = "checkpoint.crk", "best.crk"
-
-
-class TrainingDiverged(ChainruleError):
-    """The loss became NaN or infinite; the message names the epoch and the step."""
 
 
 class Callback:
@@ -82,12 +78,12 @@ class Trainer:
                  callbacks=(), config=None):
         if isinstance(loss, str):
             if loss not in LOSSES:
-                raise ChainruleError(f"Trainer: unknown loss {loss!r}; choose one of "
+                raise ArgumentError(f"Trainer: unknown loss {loss!r}; choose one of "
                                      + ", ".join(LOSSES))
             loss = LOSSES[loss]
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if not isinstance(value, int) or value <= 0:
-                raise ChainruleError(f"Trainer: {name} must be a positive integer, got {value!r}")
+                raise ArgumentError(f"Trainer: {name} must be a positive integer, got {value!r}")
         self.model, self.optimizer, self.loss_fn, self.scheduler = model, optimizer, loss, scheduler
         self.reg, self.epochs, self.batch_size, self.patience = reg, epochs, batch_size, patience
         self.seed, self.callbacks, self.config = seed, list(callbacks), config or {}

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..errors import ChainruleError
+from ..errors import ArgumentError
 from ..tensor import as_generator
 
 
@@ -28,14 +28,14 @@ def calculate_gain(nonlinearity: str, param=None) -> float:
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
-    raise ChainruleError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}")
+    raise ArgumentError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}")
 
 
 def fan_in_and_fan_out(tensor) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of shape (out_features, in_features, *kernel)."""
     shape = tensor.shape
     if len(shape) < 2:
-        raise ChainruleError(f"fan in and fan out need a weight with at least 2 dimensions, "
+        raise ArgumentError(f"fan in and fan out need a weight with at least 2 dimensions, "
                              f"got shape {shape}")
     receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
     return shape[1] * receptive, shape[0] * receptive
@@ -82,7 +82,7 @@ def xavier_normal_(tensor, gain=1.0, generator=None):
 def _kaiming_std(tensor, a, mode, nonlinearity):
     fan_in, fan_out = fan_in_and_fan_out(tensor)
     if mode not in ("fan_in", "fan_out"):
-        raise ChainruleError(f"kaiming init: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise ArgumentError(f"kaiming init: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan = fan_in if mode == "fan_in" else fan_out
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 

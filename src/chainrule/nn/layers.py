@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..errors import ChainruleError
+from ..errors import ArgumentError
 from ..tensor import DEFAULT_FLOAT, as_generator
 from . import functional as F
 from . import init
@@ -27,7 +27,7 @@ class Linear(Module):
         super().__init__()
         for what, n in (("in_features", in_features), ("out_features", out_features)):
             if not isinstance(n, int | np.integer) or n <= 0:
-                raise ChainruleError(f"Linear: {what} must be a positive integer, got {n!r}")
+                raise ArgumentError(f"Linear: {what} must be a positive integer, got {n!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         rng = as_generator(generator)
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
@@ -75,7 +75,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, seed=None):
         super().__init__()
         if not 0 <= p <= 1:
-            raise ChainruleError(f"Dropout: p must be in [0, 1], got {p}")
+            raise ArgumentError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = p
         self.generator = as_generator(seed) if seed is not None else np.random.default_rng(
             as_generator(None).integers(2**63))
@@ -100,7 +100,7 @@ class Sequential(Module):
         super().__init__()
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
-                raise ChainruleError(f"Sequential: item {i} is a {type(m).__name__}, not a "
+                raise ArgumentError(f"Sequential: item {i} is a {type(m).__name__}, not a "
                                      "Module (wrap functions in a Module subclass)")
             setattr(self, str(i) if names is None else names[i], m)
 
@@ -211,12 +211,12 @@ class MLP(Sequential):
                  dropout=0.0, seed=None, dtype=DEFAULT_FLOAT):
         rng = as_generator(seed)
         if isinstance(hidden_sizes, int):
-            raise ChainruleError(f"MLP: hidden_sizes is a list of layer sizes; for one hidden "
+            raise ArgumentError(f"MLP: hidden_sizes is a list of layer sizes; for one hidden "
                                  f"layer write [{hidden_sizes}]")
         hidden = [] if hidden_sizes is None else list(hidden_sizes)
         if isinstance(activation, str):
             if activation not in ACTIVATIONS:
-                raise ChainruleError(f"MLP: unknown activation {activation!r}; choose one of "
+                raise ArgumentError(f"MLP: unknown activation {activation!r}; choose one of "
                                      + ", ".join(ACTIVATIONS))
             activation = ACTIVATIONS[activation]
         sizes = [in_features, *hidden, out_features]

@@ -23,12 +23,8 @@ from collections import defaultdict
 import numpy as np
 
 from ..engine import enable_grad
-from ..errors import ChainruleError, CheckpointError, ShapeError
+from ..errors import CheckpointError, OptimizerError, ShapeError
 from ..tensor import Tensor
-
-
-class OptimizerError(ChainruleError, ValueError):
-    """An invalid hyperparameter or parameter group given to an optimizer or scheduler."""
 
 
 def check_hyperparameter(name, value, low=0.0, high=None, high_inclusive=False):

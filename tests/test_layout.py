@@ -1,0 +1,53 @@
+"""The package's shape: every operation and every error class has one declared home."""
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.engine import OPERATIONS, Function
+
+
+def _modules():
+    for info in pkgutil.walk_packages(cr.__path__, "chainrule."):
+        if info.name != "chainrule.__main__":  # running it would start the command line
+            yield importlib.import_module(info.name)
+
+
+def test_every_function_lives_in_ops_and_declares_its_metadata():
+    for module in _modules():
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if (issubclass(cls, Function) and cls is not Function
+                    and cls.__module__ == module.__name__):
+                assert module.__name__.startswith("chainrule.ops."), cls
+                if not cls.__name__.startswith("_"):
+                    assert OPERATIONS[cls.name] is cls
+                    assert isinstance(cls.elementwise, bool) and isinstance(cls.symbol, str)
+
+
+def test_names_users_read_are_the_functions_names():
+    assert {"matmul", "linear", "leaky_relu", "cross_entropy", "log_softmax"} <= set(OPERATIONS)
+    assert OPERATIONS["leaky_relu"].elementwise and OPERATIONS["elu"].elementwise
+    assert not OPERATIONS["matmul"].elementwise and not OPERATIONS["softmax"].elementwise
+
+
+def test_a_function_without_a_declared_name_is_refused():
+    with pytest.raises(TypeError, match="declares its public name"):
+        type("Softplus", (Function,), {"forward": staticmethod(lambda ctx, a: a)})
+
+
+def test_every_exception_class_lives_in_errors():
+    for module in _modules():
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Exception) and cls.__module__.startswith("chainrule"):
+                assert cls.__module__ == "chainrule.errors", f"{cls} defined in {cls.__module__}"
+
+
+def test_the_same_bad_argument_raises_the_same_class_in_a_layer_and_its_function():
+    with pytest.raises(cr.ArgumentError, match="p must be in"):
+        nn.Dropout(1.5)
+    with pytest.raises(cr.ArgumentError, match="p must be in"):
+        nn.functional.dropout(cr.ones(3), 1.5)
