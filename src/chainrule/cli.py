@@ -44,7 +44,7 @@ def _add_train_options(p):
     p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--loss", default="softmax", choices=list(LOSSES))
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
     p.add_argument("--lr", type=float, help="learning rate (default: per data set)")
     p.add_argument("--momentum", type=float, default=defaults.momentum,
                    help="for --optimizer momentum and nesterov (default 0.9)")
@@ -53,7 +53,7 @@ def _add_train_options(p):
                         "for adamw the weights shrunk by lr * wd each step")
     p.add_argument("--reg", type=float, default=0.0,
                    help="lambda of the loss term lambda * sum(W^2) over weights")
-    p.add_argument("--lr-schedule", default="none", choices=SCHEDULES)
+    p.add_argument("--lr-schedule", default="none", choices=list(SCHEDULES))
     p.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up")
     p.add_argument("--epochs", type=int, help="default: per data set")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)

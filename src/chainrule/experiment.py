@@ -19,8 +19,6 @@ from .optim import lr_scheduler
 from .serialization import load, save
 from .train import CHECKPOINT, LOSSES, Trainer
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULES = ("none", "step", "exponential", "cosine", "plateau")
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 MODEL = "model.crk"
 
@@ -85,8 +83,9 @@ class RunConfig:
         if self.patience is not None:
             positive("patience", self.patience)
         choices = (("activation", self.activation, [*ACTIVATIONS, None]),
-                   ("loss", self.loss, list(LOSSES)), ("optimizer", self.optimizer, OPTIMIZERS),
-                   ("lr_schedule", self.lr_schedule, SCHEDULES))
+                   ("loss", self.loss, list(LOSSES)),
+                   ("optimizer", self.optimizer, list(OPTIMIZERS)),
+                   ("lr_schedule", self.lr_schedule, list(SCHEDULES)))
         for name, value, allowed in choices:
             if value not in allowed:
                 raise ChainruleError(f"--{name.replace('_', '-')} {value!r} is not one of "
@@ -114,38 +113,38 @@ def build_model(config: RunConfig, num_features: int, num_classes: int) -> MLP:
                dropout=config.dropout, seed=config.seed)
 
 
+# Each optimizer and schedule by its command-line name: name -> builder. A name exists only
+# with its builder, so options, help and construction cannot disagree.
+OPTIMIZERS = {
+    "sgd": lambda params, c: optim.SGD(params, lr=c.lr, weight_decay=c.weight_decay),
+    "momentum": lambda params, c: optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                            weight_decay=c.weight_decay),
+    "nesterov": lambda params, c: optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                            nesterov=True, weight_decay=c.weight_decay),
+    "rmsprop": lambda params, c: optim.RMSprop(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adam": lambda params, c: optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda params, c: optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+}
+
+# name -> builder(optimizer, epochs after warm-up): the per-epoch schedule, or None.
+SCHEDULES = {
+    "none": lambda opt, epochs: None,
+    "step": lambda opt, epochs: lr_scheduler.StepLR(opt, step_size=max(epochs // 3, 1),
+                                                    gamma=0.1),
+    "exponential": lambda opt, epochs: lr_scheduler.ExponentialLR(opt,
+                                                                  gamma=0.01 ** (1 / epochs)),
+    "cosine": lambda opt, epochs: lr_scheduler.CosineAnnealingLR(opt, T_max=epochs),
+    "plateau": lambda opt, epochs: lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=5),
+}
+
+
 def build_optimizer(config: RunConfig, params):
-    params, lr, wd = list(params), config.lr, config.weight_decay
-    match config.optimizer:
-        case "sgd":
-            return optim.SGD(params, lr=lr, weight_decay=wd)
-        case "momentum":
-            return optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-        case "nesterov":
-            return optim.SGD(params, lr=lr, momentum=config.momentum, nesterov=True,
-                             weight_decay=wd)
-        case "rmsprop":
-            return optim.RMSprop(params, lr=lr, weight_decay=wd)
-        case "adam":
-            return optim.Adam(params, lr=lr, weight_decay=wd)
-        case "adamw":
-            return optim.AdamW(params, lr=lr, weight_decay=wd)
+    return OPTIMIZERS[config.optimizer](list(params), config)
 
 
 def build_scheduler(config: RunConfig, optimizer):
     """The per-epoch schedule, preceded by ``warmup`` epochs of linear warm-up."""
-    after_warmup = max(config.epochs - config.warmup, 1)
-    match config.lr_schedule:
-        case "none":
-            main = None
-        case "step":
-            main = lr_scheduler.StepLR(optimizer, step_size=max(after_warmup // 3, 1), gamma=0.1)
-        case "exponential":
-            main = lr_scheduler.ExponentialLR(optimizer, gamma=0.01 ** (1 / after_warmup))
-        case "cosine":
-            main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=after_warmup)
-        case "plateau":
-            main = lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
+    main = SCHEDULES[config.lr_schedule](optimizer, max(config.epochs - config.warmup, 1))
     if not config.warmup:
         return main
     if isinstance(main, lr_scheduler.ReduceLROnPlateau):

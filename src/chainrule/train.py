@@ -25,7 +25,6 @@ from .data import DataLoader
 from .engine import no_grad
 from .errors import ArgumentError, ChainruleError, CheckpointError, TrainingDiverged
 from .nn import functional as F
-from .nn.layers import Dropout
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .serialization import load, save
 
@@ -251,7 +250,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "loader": loader.state_dict(),
-            "dropout": [m.rng_state() for m in self.model.modules() if isinstance(m, Dropout)],
+            "extra_state": self.model.extra_states(),  # e.g. dropout's generators
             "history": json.dumps(self.history),  # one string: cheap to store each epoch
             "best": self.best,
             "bad_epochs": self._bad_epochs,
@@ -280,9 +279,7 @@ class Trainer:
             if self.scheduler is not None and state["scheduler"] is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             loader.load_state_dict(state["loader"])
-            dropouts = [m for m in self.model.modules() if isinstance(m, Dropout)]
-            for module, rng in zip(dropouts, state["dropout"], strict=True):
-                module.set_rng_state(rng)
+            self.model.load_extra_states(state["extra_state"])
             history = state["history"]
             self.history = json.loads(history) if isinstance(history, str) else list(history)
             self.best = dict(state["best"])

@@ -240,13 +240,26 @@ def test_dropout_same_seed_same_mask():
                                   np.asarray(F.dropout(x, 0.5, generator=1)))
 
 
-def test_dropout_rng_state_resumes_the_masks():
+def test_dropout_extra_state_resumes_the_masks():
     layer = nn.Dropout(0.3, seed=0)
     x = np.ones((5, 5))
-    state = layer.rng_state()
+    state = layer.get_extra_state()
     first = np.asarray(layer(x))
-    layer.set_rng_state(state)
+    layer.set_extra_state(state)
     np.testing.assert_array_equal(np.asarray(layer(x)), first)
+
+
+def test_extra_states_of_a_model_round_trip_and_stay_out_of_the_state_dict():
+    model = nn.MLP(4, [8, 8], 3, dropout=0.5, seed=0)
+    states = model.extra_states()
+    assert sorted(states) == ["2", "5"]  # the two Dropout layers, by their names
+    assert all(not isinstance(v, dict) for v in model.state_dict().values())
+    x = np.ones((6, 4), dtype=np.float32)
+    first = np.asarray(model(x))
+    model.load_extra_states(states)
+    np.testing.assert_array_equal(np.asarray(model(x)), first)
+    with pytest.raises(cr.ShapeError, match="expected extra state for"):
+        model.load_extra_states({"2": states["2"]})
 
 
 def test_dropout_with_p_one_drops_everything():

@@ -13,24 +13,33 @@ from .cifar import cifar10
 from .datasets import Dataset, digits, iris
 from .idx import fashion_mnist, mnist
 
-DATASETS = (
-    "spiral",
-    "moons",
-    "circles",
-    "xor",
-    "digits",
-    "iris",
-    "mnist",
-    "fashion-mnist",
-    "cifar10",
-)
 
-_TOYS = {
-    "spiral": (toys.spiral, 3),
-    "moons": (toys.moons, 2),
-    "circles": (toys.circles, 2),
-    "xor": (toys.xor, 2),
+def _toy(generate, num_classes):
+    """A loader for a generated set: the training set drawn with ``seed``, the validation
+    set as an independent sample of the same size, no test set."""
+
+    def load(name, data_dir, seed):
+        X_train, y_train = generate(seed=seed)
+        X_val, y_val = generate(seed=validation_seed(seed))
+        return Dataset(name, X_train, y_train, X_val, y_val, None, None, num_classes)
+
+    return load
+
+
+# Every data set by name: name -> load(name, data_dir, seed). A name exists only with its
+# loader, so the command line's choices and load_dataset cannot disagree.
+LOADERS = {
+    "spiral": _toy(toys.spiral, 3),
+    "moons": _toy(toys.moons, 2),
+    "circles": _toy(toys.circles, 2),
+    "xor": _toy(toys.xor, 2),
+    "digits": lambda name, data_dir, seed: digits(seed=seed),
+    "iris": lambda name, data_dir, seed: iris(seed=seed),
+    "mnist": lambda name, data_dir, seed: mnist(data_dir, seed=seed),
+    "fashion-mnist": lambda name, data_dir, seed: fashion_mnist(data_dir, seed=seed),
+    "cifar10": lambda name, data_dir, seed: cifar10(data_dir, seed=seed),
 }
+DATASETS = tuple(LOADERS)
 
 
 def validation_seed(seed: int) -> int:
@@ -56,19 +65,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, seed: int
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise ChainruleError(f"seed must be an integer, got {seed!r}")
     key = str(name).strip().lower().replace("_", "-")
-    if key in _TOYS:
-        generate, num_classes = _TOYS[key]
-        X_train, y_train = generate(seed=seed)
-        X_val, y_val = generate(seed=validation_seed(seed))
-        return Dataset(key, X_train, y_train, X_val, y_val, None, None, num_classes)
-    if key == "digits":
-        return digits(seed=seed)
-    if key == "iris":
-        return iris(seed=seed)
-    if key == "mnist":
-        return mnist(data_dir, seed=seed)
-    if key == "fashion-mnist":
-        return fashion_mnist(data_dir, seed=seed)
-    if key == "cifar10":
-        return cifar10(data_dir, seed=seed)
-    raise ChainruleError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    if key not in LOADERS:
+        raise ChainruleError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    return LOADERS[key](key, data_dir, seed)

@@ -69,7 +69,8 @@ class Dropout(Module):
     """Inverted dropout with probability ``p``; active in training mode only.
 
     It draws from its own generator (``seed``: an int or a Generator) so that training
-    is reproducible and can be resumed exactly (``rng_state``/``set_rng_state``).
+    is reproducible and can be resumed exactly: the generator's position is its extra
+    state (``get_extra_state``/``set_extra_state``).
     """
 
     def __init__(self, p=0.5, seed=None):
@@ -83,10 +84,10 @@ class Dropout(Module):
     def forward(self, x):
         return F.dropout(x, self.p, self.training, self.generator)
 
-    def rng_state(self):
+    def get_extra_state(self):
         return self.generator.bit_generator.state
 
-    def set_rng_state(self, state):
+    def set_extra_state(self, state):
         self.generator.bit_generator.state = state
 
     def extra_repr(self):
@@ -236,31 +237,42 @@ class MLP(Sequential):
 
 
 # ----- losses as modules ------------------------------------------------------------------
-class CrossEntropyLoss(Module):
+class _Loss(Module):
+    """A loss as a module: ``loss(input, target)`` reduced by ``reduction`` ("mean", "sum"
+    or "none"), as PyTorch's loss modules."""
+
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = reduction
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy on scores (N, C) and labels (N,); see ``F.cross_entropy``."""
 
     def forward(self, logits, target):
         return F.cross_entropy(logits, target, self.reduction)
 
 
-class HingeLoss(Module):
-    """The multiclass SVM loss; see ``functional.hinge_loss``."""
+class HingeLoss(_Loss):
+    """The multiclass SVM loss; see ``F.hinge_loss``."""
 
     def __init__(self, margin=1.0, reduction="mean"):
-        super().__init__()
-        self.margin, self.reduction = margin, reduction
+        super().__init__(reduction)
+        self.margin = margin
 
     def forward(self, scores, target):
         return F.hinge_loss(scores, target, self.margin, self.reduction)
 
 
-class MSELoss(CrossEntropyLoss):
+class MSELoss(_Loss):
+    """Mean squared error between two tensors of one shape; see ``F.mse_loss``."""
+
     def forward(self, input, target):
         return F.mse_loss(input, target, self.reduction)
 
 
-class BCEWithLogitsLoss(CrossEntropyLoss):
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy on logits; see ``F.binary_cross_entropy_with_logits``."""
+
     def forward(self, logits, target):
         return F.binary_cross_entropy_with_logits(logits, target, self.reduction)

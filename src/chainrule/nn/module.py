@@ -254,6 +254,37 @@ class Module:
                 module._buffers[key] = np.array(state_dict[name], copy=True)
         return LoadResult(missing, unexpected)
 
+    # ----- state that is not an array ---------------------------------------------------------
+    def get_extra_state(self):
+        """State of this module that is not a parameter or buffer (as PyTorch's hook of the
+        same name), e.g. a random generator's position; None when there is none. Override
+        it together with ``set_extra_state``. It is kept out of ``state_dict()``, which
+        holds arrays only, and saved by the trainer beside it (``extra_states()``)."""
+        return None
+
+    def set_extra_state(self, state):
+        """Restore what ``get_extra_state`` returned."""
+
+    def extra_states(self) -> dict:
+        """``{module name: get_extra_state()}`` for every submodule that has extra state."""
+        states = {}
+        for name, module in self.named_modules():
+            state = module.get_extra_state()
+            if state is not None:
+                states[name] = state
+        return states
+
+    def load_extra_states(self, states: dict):
+        """Restore what ``extra_states()`` returned; names must match this model's."""
+        own = dict(self.named_modules())
+        wanted = {name for name, m in own.items() if m.get_extra_state() is not None}
+        if not isinstance(states, dict) or set(states) != wanted:
+            got = sorted(states) if isinstance(states, dict) else type(states).__name__
+            raise ShapeError(f"load_extra_states into {type(self).__name__}: expected extra "
+                             f"state for {sorted(wanted)}, got {got}")
+        for name, state in states.items():
+            own[name].set_extra_state(state)
+
     # ----- display --------------------------------------------------------------------------
     def extra_repr(self) -> str:
         return ""
