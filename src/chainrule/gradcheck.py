@@ -106,3 +106,37 @@ def gradcheck(f, inputs, h=1e-6, atol=1e-5, rtol=1e-4, upstream=None, seed=0) ->
                 f"{n[worst]:.10g} (relative error {rel_error(a[worst], n[worst]):.3g})"
             )
     return True
+
+
+def gradgradcheck(f, inputs, h=1e-6, atol=1e-7, rtol=1e-6, upstream=None, seed=1) -> bool:
+    """Check second derivatives: ``gradcheck`` of x -> d <upstream, f(x)> / dx, with that
+    gradient recorded by ``create_graph=True`` (as ``torch.autograd.gradgradcheck``).
+
+    Every backward rule on the way then runs on Tensors; a rule that does not record its
+    computation correctly (a constant where a function of the inputs belongs) gives a
+    gradient of the gradient that disagrees with its numerical value. Also checks that
+    the recorded gradient equals the plain one. Returns True or raises GradcheckError.
+    """
+    from .autograd import grad
+    from .ops import concatenate
+
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    out = f(*inputs)
+    if upstream is None:
+        upstream = np.random.default_rng(seed).standard_normal(out.shape)
+    upstream = np.asarray(data_of(upstream), dtype=out.dtype)
+
+    def gradient(*xs):
+        wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+        grads = grad(f(*xs), wanted, grad_outputs=upstream, create_graph=True)
+        return concatenate([g.reshape(-1) for g in grads])
+
+    tensors = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    plain = np.concatenate([g.data.reshape(-1) for g in
+                            grad(f(*inputs), tensors, grad_outputs=upstream)])
+    recorded = gradient(*inputs)
+    if not np.allclose(recorded.data, plain, rtol=1e-10, atol=1e-12):
+        raise GradcheckError("gradgradcheck: the gradient computed with create_graph=True "
+                             "differs from the plain one; a backward rule records something "
+                             "other than what it computes")
+    return gradcheck(gradient, inputs, h=h, atol=atol, rtol=rtol, seed=seed)

@@ -21,13 +21,15 @@ from .layers import (
     Sigmoid,
     SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from .module import Module, Parameter
+from .normalization import BatchNorm1d
 
 __all__ = [
-    "ACTIVATIONS", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU", "Flatten",
-    "GELU", "HingeLoss", "Identity", "LeakyReLU", "Linear", "LogSoftmax", "MLP", "MSELoss",
-    "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh",
-    "functional", "init",
+    "ACTIVATIONS", "BatchNorm1d", "BCEWithLogitsLoss", "CrossEntropyLoss", "Dropout", "ELU",
+    "Flatten", "GELU", "HingeLoss", "Identity", "LeakyReLU", "Linear", "LogSoftmax", "MLP",
+    "MSELoss", "Module", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid", "Softmax",
+    "Softplus", "Tanh", "functional", "init",
 ]

@@ -24,6 +24,7 @@ from ..ops import (  # noqa: F401  (re-exported: nn.functional is where networks
     relu,
     sigmoid,
     silu,
+    softplus,
     tanh,
 )
 from ..tensor import Tensor, as_generator

@@ -180,6 +180,20 @@ class Tanh(Module):
         return F.tanh(x)
 
 
+class Softplus(Module):
+    """A smooth ReLU, log(1 + e^(beta x)) / beta; see ``F.softplus``."""
+
+    def __init__(self, beta=1.0):
+        super().__init__()
+        self.beta = beta
+
+    def forward(self, x):
+        return F.softplus(x, self.beta)
+
+    def extra_repr(self):
+        return f"beta={self.beta}"
+
+
 class Softmax(Module):
     def __init__(self, dim=-1):
         super().__init__()

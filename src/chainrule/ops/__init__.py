@@ -18,7 +18,18 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import engine
-from .activation import ELU, LeakyReLU, NormalCDF, elu, gelu, leaky_relu, normal_cdf, silu
+from .activation import (
+    ELU,
+    LeakyReLU,
+    NormalCDF,
+    Softplus,
+    elu,
+    gelu,
+    leaky_relu,
+    normal_cdf,
+    silu,
+    softplus,
+)
 from .elementwise import (
     Abs,
     Add,

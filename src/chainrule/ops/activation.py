@@ -69,6 +69,30 @@ def elu(x, alpha=1.0):
     return ELU.apply(x, alpha=alpha)
 
 
+class Softplus(Function):
+    """log(1 + e^(beta x)) / beta: a smooth ReLU whose local gradient is sigmoid(beta x)."""
+
+    name = "softplus"
+    elementwise = True
+
+    @staticmethod
+    def forward(ctx, x, beta=1.0):
+        ctx.beta = beta
+        bx = beta * x
+        # max(bx, 0) + log(1 + e^-|bx|) equals log(1 + e^bx) and never overflows
+        return (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / beta
+
+    @staticmethod
+    def backward(ctx, upstream):
+        (x,) = ctx.inputs
+        return upstream * ctx.xp.sigmoid(ctx.beta * x)
+
+
+def softplus(x, beta=1.0):
+    """A smooth ReLU, log(1 + e^(beta x)) / beta, finite for any finite input."""
+    return Softplus.apply(x, beta=beta)
+
+
 class NormalCDF(Function):
     """Phi(x), the standard normal CDF 0.5 (1 + erf(x / sqrt 2)); its local gradient is
     the normal density e^(-x^2/2) / sqrt(2 pi). GELU is x * Phi(x)."""
