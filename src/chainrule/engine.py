@@ -28,7 +28,7 @@ import threading
 
 import numpy as np
 
-from .errors import GraphError, ShapeError
+from .errors import ArgumentError, ChainruleError, GraphError, ShapeError
 
 
 class _GradMode(threading.local):
@@ -221,9 +221,20 @@ class Function:
 
     @classmethod
     def shape_error(cls, arrays, params) -> str:
-        """The message for inputs whose shapes NumPy refused; names the op and the shapes."""
+        """The message for inputs whose shapes do not broadcast; names the op and shapes."""
         shapes = " and ".join(str(np.shape(a)) for a in arrays)
         return f"{cls.name}: shapes {shapes} do not broadcast together"
+
+    @classmethod
+    def value_error(cls, arrays, params, error: ValueError) -> ChainruleError:
+        """The error for inputs NumPy refused. NumPy's message names neither the operation
+        nor the user's shapes: a broadcasting failure becomes ``shape_error``'s message,
+        anything else NumPy's reason prefixed with the op and the input shapes."""
+        reason = str(error)
+        if "broadcast" in reason:
+            return ShapeError(cls.shape_error(arrays, params))
+        shapes = ", ".join(str(np.shape(a)) for a in arrays)
+        return ArgumentError(f"{cls.name} of inputs with shapes {shapes}: {reason}")
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -231,11 +242,10 @@ class Function:
         ctx = Context()
         try:
             data = cls.forward(ctx, *arrays, **params)
-        except ShapeError:
+        except ChainruleError:
             raise
-        except ValueError:
-            # NumPy's own message names neither the operation nor the user's shapes.
-            raise ShapeError(cls.shape_error(arrays, params)) from None
+        except ValueError as error:
+            raise cls.value_error(arrays, params, error) from None
         if _grad_mode.enabled:
             needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
             if True in needs:

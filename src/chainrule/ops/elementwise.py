@@ -384,13 +384,15 @@ class Clip(Function):
 
     @staticmethod
     def forward(ctx, a, low=None, high=None):
-        mask = np.ones(np.shape(a), dtype=bool)
+        out = np.clip(a, low, high)
+        # in the output's shape: array bounds may broadcast the input to a larger one
+        mask = np.ones(np.shape(out), dtype=bool)
         if low is not None:
             mask &= a >= low
         if high is not None:
             mask &= a <= high
         ctx.mask = mask
-        return np.clip(a, low, high)
+        return out
 
     @staticmethod
     def backward(ctx, upstream):

@@ -7,6 +7,8 @@ receives the gradient of the sum.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..engine import Function
@@ -47,6 +49,11 @@ class _Reduction(Function):
         ctx.count = int(np.prod([shape[i] for i in axes]))
         return axes
 
+    @classmethod
+    def empty_axis_error(cls, ctx):
+        return ShapeError(f"{cls.name}: cannot reduce over an empty axis, of length 0 (input shape "
+                          f"{ctx.shape}); NumPy and PyTorch refuse this too")
+
     @staticmethod
     def spread(ctx, upstream):
         """The upstream gradient with the reduced axes restored, broadcast to the input."""
@@ -78,6 +85,10 @@ class Mean(_Reduction):
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
         axes = cls.prepare(ctx, a, axis)
+        if ctx.count == 0:  # the mean of nothing is NaN, as in PyTorch, without a warning
+            with warnings.catch_warnings(), np.errstate(invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.mean(a, axis=axes, keepdims=keepdims)
         return np.mean(a, axis=axes, keepdims=keepdims)
 
     @classmethod
@@ -100,8 +111,8 @@ class Max(_Reduction):
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
         axes = cls.prepare(ctx, a, axis)
-        if np.size(a) == 0:
-            raise ShapeError(f"{cls.name}: cannot reduce an empty array of shape {np.shape(a)}")
+        if ctx.count == 0:  # there is no largest element of nothing
+            raise cls.empty_axis_error(ctx)
         best = cls.pick(a, axis=axes, keepdims=True)
         winners = a == best
         ctx.share = winners / winners.sum(axis=axes, keepdims=True, dtype=best.dtype)
@@ -139,13 +150,22 @@ class Var(_Reduction):
     def forward(cls, ctx, a, axis=None, ddof=0, keepdims=False):
         axes = cls.prepare(ctx, a, axis)
         ctx.axes, ctx.divisor = axes, ctx.count - ddof
+        if ctx.divisor <= 0:  # NaN or inf, as in PyTorch, without NumPy's warnings
+            with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.var(a, axis=axes, ddof=ddof, keepdims=keepdims)
         return np.var(a, axis=axes, ddof=ddof, keepdims=keepdims)
 
     @classmethod
     def backward(cls, ctx, upstream):
         (a,) = ctx.inputs
+        if ctx.count == 0:  # an empty input gets an empty gradient
+            return cls.spread(ctx, upstream) * 0
         centered = a - a.mean(axis=ctx.axes, keepdims=True)
-        return upstream.reshape(ctx.kept) * centered * (2 / ctx.divisor)
+        # a divisor of 0 (ddof >= n) gives inf times the deviations, NaN where they are 0
+        scale = 2 / ctx.divisor if ctx.divisor else np.inf
+        with np.errstate(invalid="ignore"):
+            return upstream.reshape(ctx.kept) * centered * scale
 
 
 def var(x, axis=None, ddof=0, keepdims=False):
@@ -168,6 +188,9 @@ class LogSumExp(_Reduction):
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
         axes = cls.prepare(ctx, a, axis)
+        if ctx.count == 0:  # the log of an empty sum: -inf, as in PyTorch and SciPy
+            out = np.full(ctx.kept, -np.inf, dtype=np.result_type(a, np.float32))
+            return out if keepdims else out.squeeze(axes)
         m = np.max(a, axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
         out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
@@ -213,6 +236,8 @@ def softmax(x, axis=-1):
 
 def stable_softmax(a, axis=-1):
     """Softmax of an array along ``axis``, shifted by the max so that it never overflows."""
+    if np.shape(a)[axis] == 0:  # nothing to normalise: an empty result, as in PyTorch
+        return np.exp(a)
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
@@ -229,6 +254,8 @@ class LogSoftmax(Function):
     def forward(cls, ctx, a, axis=-1):
         normalize_axes(axis, np.ndim(a), cls.name)
         ctx.axis = axis
+        if np.shape(a)[axis] == 0:  # nothing to normalise: an empty result, as in PyTorch
+            return np.log(np.exp(a))
         shifted = a - np.max(a, axis=axis, keepdims=True)
         return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
