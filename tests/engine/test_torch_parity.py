@@ -19,17 +19,14 @@ CASES = Cases("engine")
 def forward_backward(lib, fn, arrays, upstream_seed=99):
     """Forward, and backward with a seeded random upstream, through ``cr`` or ``torch``:
     {"value", "grad0", "grad1", ...}."""
-    if lib is cr:
-        leaves = [cr.tensor(a, requires_grad=True) for a in arrays]
-    else:
-        leaves = [torch.tensor(a, requires_grad=True) for a in arrays]
+    leaves = [lib.tensor(a, requires_grad=True) for a in arrays]
     out = fn(*leaves)
     upstream = np.random.default_rng(upstream_seed).standard_normal(tuple(out.shape))
     out.backward(upstream if lib is cr else torch.tensor(upstream))
     if lib is cr:
         assert all(leaf.grad.dtype == np.float64 for leaf in leaves)
-        return {"value": out.data, **{f"grad{i}": leaf.grad for i, leaf in enumerate(leaves)}}
-    return {"value": out, **{f"grad{i}": leaf.grad for i, leaf in enumerate(leaves)}}
+    value = out.data if lib is cr else out
+    return {"value": value, **{f"grad{i}": leaf.grad for i, leaf in enumerate(leaves)}}
 
 
 def check(case, params, ours_fn, arrays):
