@@ -1,17 +1,20 @@
 """The optimizers and schedulers give PyTorch's numbers: the same small MLP, data and
-hyperparameters in float64 end at the same parameters after 20 steps, and the schedules
-give the same learning rates epoch by epoch."""
+hyperparameters in float64 give the same losses step by step and end at the same parameters
+after 20 steps, and the schedules give the same learning rates epoch by epoch.
+
+PyTorch's side is recorded in tests/fixtures and also run live where torch is installed (see
+tests/torch_reference.py), so these checks run on every machine."""
 
 import numpy as np
 import pytest
+from torch_reference import Cases, assert_matches, torch
 
 import chainrule as cr
 from chainrule import optim
 from chainrule.optim import lr_scheduler
 
-torch = pytest.importorskip("torch")
-
 STEPS = 20
+CASES = Cases("optim")
 
 
 def _problem():
@@ -44,21 +47,26 @@ def _groups(params, split):
     return [{"params": params[:2]}, {"params": params[2:], "lr": 0.003}]
 
 
-def _train_both(name, kwargs, split=False):
+def _train(lib, name, kwargs, split=False):
+    """STEPS steps of optimizer ``name`` in ``cr`` or ``torch``:
+    {"loss": the loss before each step, "param0", ...: the parameters after the last}."""
     x, y, weights = _problem()
-    ours = [cr.tensor(w.copy(), requires_grad=True) for w in weights]
-    theirs = [torch.tensor(w.copy(), requires_grad=True) for w in weights]
-    opt_ours = getattr(optim, name)(_groups(ours, split), **kwargs)
-    opt_theirs = getattr(torch.optim, name)(_groups(theirs, split), foreach=False, **kwargs)
-    x_t, y_t = torch.tensor(x), torch.tensor(y)
+    if lib is cr:
+        params = [cr.tensor(w.copy(), requires_grad=True) for w in weights]
+        opt, loss_fn = getattr(optim, name)(_groups(params, split), **kwargs), _loss_chainrule
+    else:
+        params = [torch.tensor(w.copy(), requires_grad=True) for w in weights]
+        opt = getattr(torch.optim, name)(_groups(params, split), foreach=False, **kwargs)
+        x, y, loss_fn = torch.tensor(x), torch.tensor(y), _loss_torch
+    losses = []
     for _ in range(STEPS):
-        opt_ours.zero_grad()
-        _loss_chainrule(ours, x, y).backward()
-        opt_ours.step()
-        opt_theirs.zero_grad()
-        _loss_torch(theirs, x_t, y_t).backward()
-        opt_theirs.step()
-    return ours, theirs, weights
+        opt.zero_grad()
+        loss = loss_fn(params, x, y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    trained = {f"param{i}": p.data if lib is cr else p for i, p in enumerate(params)}
+    return {"loss": losses, **trained}
 
 
 CONFIGS = [
@@ -85,31 +93,49 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=[f"{n}-{k}" for n, k in CONFIGS])
-def test_parameters_match_torch_after_20_steps(name, kwargs):
-    ours, theirs, start = _train_both(name, kwargs)
-    for p, q, w0 in zip(ours, theirs, start, strict=True):
-        assert p.dtype == np.float64
-        assert not np.allclose(p.data, w0)  # the run did move the parameters
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=0, atol=1e-10)
+@CASES.case(config=CONFIGS)
+def trained(config):
+    name, kwargs = config
+    return _train(torch, name, kwargs)
 
 
-@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adam", "AdamW"])
+@pytest.mark.parametrize("config", CONFIGS, ids=[f"{n}-{k}" for n, k in CONFIGS])
+def test_parameters_match_torch_after_20_steps(config):
+    name, kwargs = config
+    ours = _train(cr, name, kwargs)
+    for i, start in enumerate(_problem()[2]):
+        assert ours[f"param{i}"].dtype == np.float64
+        assert not np.allclose(ours[f"param{i}"], start)  # the run did move the parameters
+    assert_matches(CASES.expected(trained, config=config), ours, rtol=0, atol=1e-10)
+
+
+OPTIMIZERS = ["SGD", "RMSprop", "Adam", "AdamW"]
+
+
+def _group_kwargs(name):
+    return {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 0.01}
+
+
+@CASES.case(name=OPTIMIZERS)
+def trained_in_groups(name):
+    return _train(torch, name, _group_kwargs(name), split=True)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
 def test_parameter_groups_match_torch(name):
-    kwargs = {"lr": 0.05, "momentum": 0.9} if name == "SGD" else {"lr": 0.01}
-    ours, theirs, _ = _train_both(name, kwargs, split=True)
-    for p, q in zip(ours, theirs, strict=True):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=0, atol=1e-10)
+    assert_matches(CASES.expected(trained_in_groups, name=name),
+                   _train(cr, name, _group_kwargs(name), split=True), rtol=0, atol=1e-10)
 
 
 # ----- schedulers -----------------------------------------------------------------------
-def _optimizers():
-    ours = optim.SGD([{"params": [cr.zeros(2)]}, {"params": [cr.zeros(1)], "lr": 0.03}],
-                     lr=0.1)
-    theirs = torch.optim.SGD([{"params": [torch.zeros(2, requires_grad=True)]},
-                              {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.03}],
-                             lr=0.1)
-    return ours, theirs
+EPOCHS = 30
+
+
+def _optimizer(lib):
+    """SGD over two parameter groups with different rates, in ``cr`` or ``torch``."""
+    optimizers = optim if lib is cr else torch.optim
+    return optimizers.SGD([{"params": [lib.zeros(2, requires_grad=True)]},
+                           {"params": [lib.zeros(1, requires_grad=True)], "lr": 0.03}], lr=0.1)
 
 
 SCHEDULES = {
@@ -127,40 +153,60 @@ SCHEDULES = {
 }
 
 
+def _schedule(lib, name):
+    """{"last_lr", "group_lr"}: (EPOCHS, 2) learning rates, before each epoch's step."""
+    opt = _optimizer(lib)
+    scheduler = SCHEDULES[name](lr_scheduler if lib is cr else torch.optim.lr_scheduler, opt)
+    last, groups = [], []
+    for _ in range(EPOCHS):
+        last.append(scheduler.get_last_lr())
+        groups.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        scheduler.step()
+    return {"last_lr": last, "group_lr": groups}
+
+
+@CASES.case(name=list(SCHEDULES))
+def schedule(name):
+    return _schedule(torch, name)
+
+
 @pytest.mark.parametrize("name", list(SCHEDULES))
 def test_schedule_matches_torch_over_30_epochs(name):
-    opt_ours, opt_theirs = _optimizers()
-    ours = SCHEDULES[name](lr_scheduler, opt_ours)
-    theirs = SCHEDULES[name](torch.optim.lr_scheduler, opt_theirs)
-    seen = []
-    for _ in range(30):
-        np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12)
-        np.testing.assert_allclose([g["lr"] for g in opt_ours.param_groups],
-                                   [g["lr"] for g in opt_theirs.param_groups], rtol=1e-12)
-        seen.append(ours.get_last_lr()[0])
-        opt_ours.step()
-        opt_theirs.step()
-        ours.step()
-        theirs.step()
-    assert len(set(seen)) > 3  # the schedule did change the rate
+    ours = _schedule(cr, name)
+    assert_matches(CASES.expected(schedule, name=name), ours, rtol=1e-12, atol=0)
+    assert len(set(np.asarray(ours["last_lr"])[:, 0])) > 3  # the schedule did change the rate
 
 
-@pytest.mark.parametrize("kwargs", [
+PLATEAU_KWARGS = [
     {"patience": 2},
     {"mode": "max", "factor": 0.5, "patience": 1, "threshold": 0.05, "threshold_mode": "abs",
      "cooldown": 2, "min_lr": [0.02, 0.001]},
     {"patience": 0, "factor": 0.5, "min_lr": 0.01, "cooldown": 1},
-])
-def test_reduce_on_plateau_matches_torch(kwargs):
-    opt_ours, opt_theirs = _optimizers()
-    ours = lr_scheduler.ReduceLROnPlateau(opt_ours, **kwargs)
-    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(opt_theirs, **kwargs)
+]
+
+
+def _plateau(lib, kwargs):
+    """{"last_lr"}: (len(metrics), 2) learning rates after each step."""
+    opt = _optimizer(lib)
+    schedulers = lr_scheduler if lib is cr else torch.optim.lr_scheduler
+    scheduler = schedulers.ReduceLROnPlateau(opt, **kwargs)
     metrics = [1.0, 0.9, 0.9, 0.95, 0.9, 0.89995, 0.8, 0.8, 0.81, 0.7, 0.75, 0.9, 0.6, 0.6,
                0.6, 0.6, 0.65, 0.5, 0.5, 0.52, 0.5, 0.49, 0.49, 0.7, 0.7, 0.4, 0.4, 0.4, 0.4, 0.4]
     lrs = []
     for metric in metrics:
-        ours.step(metric)
-        theirs.step(metric)
-        np.testing.assert_allclose(ours.get_last_lr(), theirs.get_last_lr(), rtol=1e-12)
-        lrs.append(ours.get_last_lr()[0])
-    assert lrs[-1] < lrs[0]
+        scheduler.step(metric)
+        lrs.append(scheduler.get_last_lr())
+    return {"last_lr": lrs}
+
+
+@CASES.case(kwargs=PLATEAU_KWARGS)
+def reduce_on_plateau(kwargs):
+    return _plateau(torch, kwargs)
+
+
+@pytest.mark.parametrize("kwargs", PLATEAU_KWARGS)
+def test_reduce_on_plateau_matches_torch(kwargs):
+    ours = _plateau(cr, kwargs)
+    assert_matches(CASES.expected(reduce_on_plateau, kwargs=kwargs), ours, rtol=1e-12, atol=0)
+    assert ours["last_lr"][-1][0] < ours["last_lr"][0][0]

@@ -111,42 +111,6 @@ def test_vectors_are_checked():
         jacobian(cr.exp, [1.0, 2.0])
 
 
-def test_against_torch_autograd_functional():
-    torch = pytest.importorskip("torch")
-    F = torch.autograd.functional
-
-    def ours(x, W):
-        return cr.sigmoid(x @ W) * x.sum()
-
-    def theirs(x, W):
-        return torch.sigmoid(x @ W) * x.sum()
-
-    x, W = rand(2, 3, seed=10), rand(3, 2, seed=11)
-    tx, tW = torch.tensor(x.data), torch.tensor(W.data)
-    for a, b in zip(jacobian(ours, (x, W)), F.jacobian(theirs, (tx, tW))):
-        np.testing.assert_allclose(a.data, b.numpy(), atol=1e-12)
-
-    def scalar_ours(x, W):
-        return (ours(x, W) ** 2).sum()
-
-    def scalar_theirs(x, W):
-        return (theirs(x, W) ** 2).sum()
-
-    H, Ht = hessian(scalar_ours, (x, W)), F.hessian(scalar_theirs, (tx, tW))
-    for i in range(2):
-        for j in range(2):
-            np.testing.assert_allclose(H[i][j].data, Ht[i][j].numpy(), atol=1e-10)
-    v = rand(2, 2, seed=12)
-    _, ours_vjp = vjp(ours, (x, W), v)
-    _, their_vjp = F.vjp(theirs, (tx, tW), torch.tensor(v.data))
-    for a, b in zip(ours_vjp, their_vjp):
-        np.testing.assert_allclose(a.data, b.numpy(), atol=1e-12)
-    u = (rand(2, 3, seed=13), rand(3, 2, seed=14))
-    _, ours_jvp = jvp(ours, (x, W), u)
-    _, their_jvp = F.jvp(theirs, (tx, tW), tuple(torch.tensor(t.data) for t in u))
-    np.testing.assert_allclose(ours_jvp.data, their_jvp.numpy(), atol=1e-12)
-
-
 def test_jacobian_size_of_the_lectures_layer():
     size = jacobian_size((100, 4096), (100, 4096))
     n = 100 * 4096

@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pytest
+from torch_reference import Cases, assert_matches, torch
 
 from chainrule import optim
 from chainrule.data import Dataset, load_dataset
@@ -383,27 +384,36 @@ def test_reduce_lr_on_plateau_is_given_the_validation_loss(spiral):
     assert halvings > 0
 
 
-def test_cosine_with_warmup_matches_pytorch(spiral):
-    torch = pytest.importorskip("torch")
-    epochs, warmup, lr = 8, 2, 0.05
-    trainer = make_trainer(epochs=epochs, lr=lr, optimizer="sgd")
-    opt = trainer.optimizer
-    trainer.scheduler = lr_scheduler.SequentialLR(
-        opt, [lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=warmup),
-              lr_scheduler.CosineAnnealingLR(opt, T_max=epochs - warmup)], milestones=[warmup])
-    trainer.fit(spiral)
+WARMUP_RUN = {"epochs": 8, "warmup": 2, "lr": 0.05}
+CASES = Cases("train")
 
-    t_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
-    t_sched = torch.optim.lr_scheduler.SequentialLR(
-        t_opt, [torch.optim.lr_scheduler.LinearLR(t_opt, start_factor=0.1, total_iters=warmup),
-                torch.optim.lr_scheduler.CosineAnnealingLR(t_opt, T_max=epochs - warmup)],
-        milestones=[warmup])
-    expected = []
-    for _ in range(epochs):
-        expected.append(t_opt.param_groups[0]["lr"])
-        t_opt.step()
-        t_sched.step()
-    assert [r["lr"] for r in trainer.history] == pytest.approx(expected, rel=1e-6)
+
+def warmup_then_cosine(schedulers, opt):
+    """A linear warm-up then cosine annealing, from ``lr_scheduler`` or torch's."""
+    epochs, warmup = WARMUP_RUN["epochs"], WARMUP_RUN["warmup"]
+    return schedulers.SequentialLR(
+        opt, [schedulers.LinearLR(opt, start_factor=0.1, total_iters=warmup),
+              schedulers.CosineAnnealingLR(opt, T_max=epochs - warmup)], milestones=[warmup])
+
+
+@CASES.case()
+def cosine_with_warmup():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=WARMUP_RUN["lr"])
+    scheduler = warmup_then_cosine(torch.optim.lr_scheduler, opt)
+    lrs = []
+    for _ in range(WARMUP_RUN["epochs"]):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return {"lr": lrs}
+
+
+def test_cosine_with_warmup_matches_pytorch(spiral):
+    trainer = make_trainer(epochs=WARMUP_RUN["epochs"], lr=WARMUP_RUN["lr"], optimizer="sgd")
+    trainer.scheduler = warmup_then_cosine(lr_scheduler, trainer.optimizer)
+    trainer.fit(spiral)
+    assert_matches(CASES.expected(cosine_with_warmup),
+                   {"lr": [r["lr"] for r in trainer.history]}, rtol=1e-6, atol=0)
 
 
 # ----- the SVM loss -----------------------------------------------------------------------
