@@ -69,9 +69,9 @@ class Adam(Optimizer):
             grad = decayed_grad(grad, param, weight_decay, scratch)
 
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        lerp_(exp_avg, grad, 1 - beta1, work)
+        lerp_(exp_avg, grad, 1 - beta1, work)  # m = m + (1 - beta1) * (g - m)
         exp_avg_sq *= beta2
-        addcmul_(exp_avg_sq, grad, grad, 1 - beta2, work)
+        addcmul_(exp_avg_sq, grad, grad, 1 - beta2, work)  # v = beta2 * v + (1 - beta2) * g**2
         second_moment = exp_avg_sq
         if group["amsgrad"]:
             second_moment = state["max_exp_avg_sq"]
@@ -79,11 +79,12 @@ class Adam(Optimizer):
 
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
-        denom = work
+        denom = work  # sqrt(v / bias_correction2) + eps
         np.sqrt(second_moment, out=denom)
         denom /= bias_correction2**0.5
         denom += eps
-        addcdiv_(param, exp_avg, denom, -lr / bias_correction1, work=denom)
+        addcdiv_(param, exp_avg, denom, -lr / bias_correction1, work=denom)  # p -= step * m / denom
+
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay``
