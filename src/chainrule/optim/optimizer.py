@@ -127,7 +127,10 @@ class Optimizer:
             raise OptimizerError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
         for p in params:
-            self._init_state(self.state[p], p.data, group)
+            state = {}
+            self._init_state(state, p.data, group)
+            if state:  # no entry for rules that start their state on the first step
+                self.state[p] = state
 
     @staticmethod
     def _check_parameter(p, i):
