@@ -136,6 +136,8 @@ def test_resuming_needs_initial_lr():
     (lambda o: sched.ConstantLR(o, factor=1.5), "factor"),
     (lambda o: sched.ConstantLR(o, total_iters=0), "total_iters"),
     (lambda o: sched.ChainedScheduler([]), "at least one"),
+    (lambda o: sched.SequentialLR(o, [sched.StepLR(o, 2), sched.ChainedScheduler(
+        [sched.ExponentialLR(o, 0.9)])], milestones=[3]), "only the first"),
     (lambda o: sched.ChainedScheduler([sched.StepLR(o, 2), sched.StepLR(make_optimizer(), 2)]),
      "another"),
     (lambda o: sched.ChainedScheduler([sched.ReduceLROnPlateau(o)]), "ReduceLROnPlateau"),

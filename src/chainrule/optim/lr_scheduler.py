@@ -340,6 +340,11 @@ class SequentialLR(_Composite):
             raise OptimizerError(f"SequentialLR needs one milestone fewer than schedulers: got "
                                  f"{len(self._schedulers)} schedulers and {len(milestones)} "
                                  "milestones")
+        for i, scheduler in enumerate(self._schedulers[1:], start=1):
+            if isinstance(scheduler, _Composite):  # it has no rate of its own at epoch 0
+                raise OptimizerError(f"SequentialLR: scheduler {i} is a "
+                                     f"{type(scheduler).__name__}, which cannot restart at a "
+                                     "milestone; only the first scheduler may be one")
         self._milestones = milestones
         self.last_epoch = last_epoch + 1
         # Building the children stepped each of them once: undo that, then start the first.
