@@ -83,6 +83,30 @@ def test_sequential_lr_warm_up_then_cosine():
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+def test_constant_lr_holds_a_factor_then_restores_the_rate():
+    got = rates(sched.ConstantLR(make_optimizer(), factor=0.25, total_iters=3), 7)
+    np.testing.assert_allclose(got, expected(lambda e: 0.25 if e < 3 else 1.0, 7), rtol=1e-12)
+
+
+def test_chained_scheduler_multiplies_the_factors():
+    opt = make_optimizer()
+    chain = sched.ChainedScheduler([sched.ConstantLR(opt, factor=0.5, total_iters=2),
+                                    sched.ExponentialLR(opt, gamma=0.8)])
+    assert chain.optimizer is opt
+    got = rates(chain, 6)
+    np.testing.assert_allclose(got, expected(lambda e: (0.5 if e < 2 else 1) * 0.8**e, 6),
+                               rtol=1e-12)
+
+
+def test_chained_scheduler_of_warm_up_and_steps():
+    opt = make_optimizer()
+    chain = sched.ChainedScheduler([sched.LinearLR(opt, start_factor=0.5, total_iters=2),
+                                    sched.StepLR(opt, step_size=3, gamma=0.1)], optimizer=opt)
+    got = rates(chain, 7)
+    factor = lambda e: (0.5 + 0.5 * min(e, 2) / 2) * 0.1 ** (e // 3)  # noqa: E731
+    np.testing.assert_allclose(got, expected(factor, 7), rtol=1e-12)
+
+
 def test_constructor_performs_the_first_step():
     opt = make_optimizer()
     s = sched.LinearLR(opt, start_factor=0.5)
@@ -108,6 +132,17 @@ def test_resuming_needs_initial_lr():
     (lambda o: sched.ReduceLROnPlateau(o, mode="up"), "mode"),
     (lambda o: sched.ReduceLROnPlateau(o, min_lr=[0.1]), "min_lr"),
     (lambda o: sched.ExponentialLR("optimizer", gamma=0.9), "Optimizer"),
+    (lambda o: sched.ConstantLR(o, factor=0), "factor"),
+    (lambda o: sched.ConstantLR(o, factor=1.5), "factor"),
+    (lambda o: sched.ConstantLR(o, total_iters=0), "total_iters"),
+    (lambda o: sched.ChainedScheduler([]), "at least one"),
+    (lambda o: sched.SequentialLR(o, [sched.StepLR(o, 2), sched.ChainedScheduler(
+        [sched.ExponentialLR(o, 0.9)])], milestones=[3]), "only the first"),
+    (lambda o: sched.ChainedScheduler([sched.StepLR(o, 2), sched.StepLR(make_optimizer(), 2)]),
+     "another"),
+    (lambda o: sched.ChainedScheduler([sched.ReduceLROnPlateau(o)]), "ReduceLROnPlateau"),
+    (lambda o: sched.ChainedScheduler([sched.StepLR(o, 2)], optimizer=make_optimizer()),
+     "another"),
 ])
 def test_invalid_arguments_are_rejected(make, message):
     with pytest.raises(optim.OptimizerError, match=message):
@@ -161,6 +196,9 @@ MAKERS = {
     "CosineAnnealingLR": lambda o: sched.CosineAnnealingLR(o, T_max=5, eta_min=0.01),
     "LinearLR": lambda o: sched.LinearLR(o, total_iters=8),
     "SequentialLR": _warmup_cosine,
+    "ConstantLR": lambda o: sched.ConstantLR(o, factor=0.5, total_iters=4),
+    "ChainedScheduler": lambda o: sched.ChainedScheduler(
+        [sched.ConstantLR(o, factor=0.5, total_iters=3), sched.ExponentialLR(o, gamma=0.9)]),
 }
 
 
@@ -206,6 +244,15 @@ def test_sequential_state_dict_holds_the_children():
     assert saved["_schedulers"][1]["T_max"] == 6
     with pytest.raises(CheckpointError, match="2 schedulers"):
         _warmup_cosine(make_optimizer()).load_state_dict({**saved, "_schedulers": []})
+
+
+def test_chained_state_dict_holds_the_children():
+    saved = MAKERS["ChainedScheduler"](make_optimizer()).state_dict()
+    assert [child["factor" if i == 0 else "gamma"] for i, child in
+            enumerate(saved["_schedulers"])] == [0.5, 0.9]
+    with pytest.raises(CheckpointError, match="2 schedulers"):
+        MAKERS["ChainedScheduler"](make_optimizer()).load_state_dict(
+            {**saved, "_schedulers": saved["_schedulers"][:1]})
 
 
 def test_load_state_dict_rejects_another_schedulers_state():

@@ -75,6 +75,16 @@ def adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
     return p
 
 
+def adagrad_reference(p, grads, lr, lr_decay=0.0, weight_decay=0.0,
+                      initial_accumulator_value=0.0, eps=1e-10):
+    s = np.full_like(p, initial_accumulator_value)
+    for t, g in enumerate(grads, start=1):
+        g = g + weight_decay * p
+        s = s + g**2
+        p = p - lr / (1 + (t - 1) * lr_decay) * g / (np.sqrt(s) + eps)
+    return p
+
+
 def test_sgd_first_steps_by_hand():
     # p = 1, g = 1 each step, lr 0.1, momentum 0.9: b1 = 1 (the gradient, not 0.1 * 1),
     # p1 = 0.9; b2 = 0.9 * 1 + 1 = 1.9, p2 = 0.9 - 0.19 = 0.71.
@@ -138,6 +148,46 @@ def test_adamw_matches_formulas(kwargs):
     np.testing.assert_allclose(run(optim.AdamW, **kwargs), expected, rtol=1e-12)
 
 
+ADAGRAD_CASES = [
+    {"lr": 0.1},
+    {"lr": 0.1, "lr_decay": 0.5},
+    {"lr": 0.1, "eps": 0.5},
+    {"lr": 0.1, "initial_accumulator_value": 2.0},
+    {"lr": 0.1, "weight_decay": 0.2},
+    {"lr": 0.3, "lr_decay": 0.2, "weight_decay": 0.1, "initial_accumulator_value": 0.5,
+     "eps": 1e-3},
+]
+
+
+@pytest.mark.parametrize("kwargs", ADAGRAD_CASES)
+def test_adagrad_matches_formulas(kwargs):
+    np.testing.assert_allclose(run(optim.Adagrad, **kwargs),
+                               adagrad_reference(P0, GRADS, **kwargs), rtol=1e-12)
+
+
+def test_adagrad_first_steps_by_hand():
+    # p = 0, g = 3 then 4, lr 1: s1 = 9, p1 = -3/3 = -1; s2 = 25, p2 = -1 - 4/5 = -1.8.
+    out = run(optim.Adagrad, grads=[np.array([3.0]), np.array([4.0])], p0=np.zeros(1),
+              lr=1.0, eps=0.0)
+    np.testing.assert_allclose(out, [-1.8], rtol=1e-12)
+
+
+def test_adagrad_state_exists_before_the_first_step():
+    a, b = cr.zeros(2, requires_grad=True), cr.zeros((2, 2), requires_grad=True)
+    opt = optim.Adagrad([a], initial_accumulator_value=0.5)
+    opt.add_param_group({"params": [b], "initial_accumulator_value": 2.0})
+    saved = opt.state_dict()["state"]
+    assert saved[0]["step"] == 0 and saved[1]["step"] == 0
+    np.testing.assert_array_equal(saved[0]["sum"], [0.5, 0.5])
+    np.testing.assert_array_equal(saved[1]["sum"], np.full((2, 2), 2.0))
+    assert saved[1]["sum"].dtype == np.float32
+    # a state dict without them (all state empty) starts them again on the first step
+    opt.load_state_dict({**opt.state_dict(), "state": {}})
+    a.grad, b.grad = np.ones(2, np.float32), None
+    opt.step()
+    np.testing.assert_allclose(opt.state[a]["sum"], [1.5, 1.5])
+
+
 def test_amsgrad_uses_the_largest_second_moment():
     grads = [np.array([3.0]), np.array([0.1]), np.array([0.1])]
     plain = run(optim.Adam, grads=grads, p0=np.zeros(1), lr=0.1, betas=(0.5, 0.5))
@@ -157,6 +207,7 @@ def test_adam_and_adamw_differ_only_by_how_decay_is_applied():
 ALL_CONFIGS = (
     [(optim.SGD, k) for k in SGD_CASES] + [(optim.RMSprop, k) for k in RMSPROP_CASES]
     + [(optim.Adam, k) for k in ADAM_CASES] + [(optim.AdamW, {"lr": 0.1})]
+    + [(optim.Adagrad, k) for k in ADAGRAD_CASES]
 )
 IDS = [f"{cls.__name__}-{k}" for cls, k in ALL_CONFIGS]
 
@@ -284,6 +335,10 @@ def test_a_real_backward_pass_drives_the_update():
     (lambda p: optim.Adam(p, betas=(0.9, -0.1)), "beta2"),
     (lambda p: optim.Adam(p, betas=(0.9,)), "pair"),
     (lambda p: optim.AdamW(p, lr="fast"), "not a number"),
+    (lambda p: optim.Adagrad(p, lr_decay=-0.1), "lr_decay"),
+    (lambda p: optim.Adagrad(p, initial_accumulator_value=-1), "initial_accumulator_value"),
+    (lambda p: optim.Adagrad(p, eps=-1e-10), "eps"),
+    (lambda p: optim.Adagrad(p, weight_decay=-0.1), "weight_decay"),
 ])
 def test_invalid_hyperparameters_are_rejected(make, message):
     with pytest.raises(optim.OptimizerError, match=message) as info:

@@ -14,13 +14,16 @@ The names, defaults and numerics follow ``torch.optim``::
     >>> opt.zero_grad()     # w.grad is None again
 
 A parameter is any Tensor (``chainrule.nn.Parameter`` included); only those whose
-``.grad`` is set are updated by ``step()``.
+``.grad`` is set are updated by ``step()``. A new optimizer subclasses ``Optimizer`` and
+writes its update rule with the in-place operations of ``optim.inplace`` (see ``Adagrad``).
 """
 
-from . import lr_scheduler
+from . import inplace, lr_scheduler
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .optimizer import Optimizer, OptimizerError
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Optimizer", "OptimizerError", "lr_scheduler"]
+__all__ = ["SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Optimizer", "OptimizerError",
+           "inplace", "lr_scheduler"]

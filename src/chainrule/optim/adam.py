@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, OptimizerError, check_hyperparameter, lerp_
+from .inplace import addcdiv_, addcmul_, decayed_grad, decoupled_decay_, lerp_
+from .optimizer import Optimizer, OptimizerError, check_hyperparameter
 
 
 class Adam(Optimizer):
@@ -48,10 +49,6 @@ class Adam(Optimizer):
         check_hyperparameter("beta2 (betas[1])", betas[1], 0.0, 1.0)
         check_hyperparameter("weight_decay", group["weight_decay"])
 
-    def _scratch_slots(self, group):
-        coupled = group["weight_decay"] != 0 and not group["decoupled_weight_decay"]
-        return 2 if coupled else 1
-
     def _update(self, param, grad, state, group, scratch):
         # Python or NumPy numbers alike: every update below writes into float32/64 arrays
         # in place, so a float64 hyperparameter never changes a parameter's dtype.
@@ -65,36 +62,28 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = np.zeros_like(param)
         state["step"] += 1
         step = state["step"]
-        work = scratch[-1]
-
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                param *= 1 - lr * weight_decay
-            else:
-                np.multiply(param, weight_decay, out=scratch[0])
-                scratch[0] += grad
-                grad = scratch[0]
+        work = scratch["work"]
+        if group["decoupled_weight_decay"]:
+            decoupled_decay_(param, lr, weight_decay)
+        else:
+            grad = decayed_grad(grad, param, weight_decay, scratch)
 
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        lerp_(exp_avg, grad, 1 - beta1, work)
+        lerp_(exp_avg, grad, 1 - beta1, work)  # m = m + (1 - beta1) * (g - m)
         exp_avg_sq *= beta2
-        np.multiply(grad, 1 - beta2, out=work)
-        work *= grad
-        exp_avg_sq += work
-
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        step_size = lr / bias_correction1
+        addcmul_(exp_avg_sq, grad, grad, 1 - beta2, work)  # v = beta2 * v + (1 - beta2) * g**2
         second_moment = exp_avg_sq
         if group["amsgrad"]:
             second_moment = state["max_exp_avg_sq"]
             np.maximum(second_moment, exp_avg_sq, out=second_moment)
-        np.sqrt(second_moment, out=work)
-        work /= bias_correction2**0.5
-        work += eps  # the denominator
-        np.divide(exp_avg, work, out=work)
-        work *= -step_size
-        param += work
+
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        denom = work  # sqrt(v / bias_correction2) + eps
+        np.sqrt(second_moment, out=denom)
+        denom /= bias_correction2**0.5
+        denom += eps
+        addcdiv_(param, exp_avg, denom, -lr / bias_correction1, work=denom)  # p -= step * m / denom
 
 
 class AdamW(Adam):

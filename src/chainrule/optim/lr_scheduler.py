@@ -227,6 +227,31 @@ class CosineAnnealingLR(LRScheduler):
                 for base in self.base_lrs]
 
 
+class ConstantLR(LRScheduler):
+    """Multiply the rate by ``factor`` for the first ``total_iters`` epochs, then restore
+    it: ``lr = base_lr * factor`` while epoch < total_iters, ``base_lr`` from then on (a
+    flat warm-up; chain it with a decay in ``ChainedScheduler``)."""
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        if not 0 < factor <= 1:  # the rate is divided by it at total_iters
+            raise OptimizerError(f"factor must be in (0, 1], got {factor!r}")
+        _check_positive_int("total_iters", total_iters)
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._group_lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._group_lrs()
+        return [lr * (1.0 / self.factor) for lr in self._group_lrs()]
+
+    def _closed_form_lr(self):
+        done = self.last_epoch >= self.total_iters
+        return [base * (self.factor + done * (1 - self.factor)) for base in self.base_lrs]
+
+
 class LinearLR(LRScheduler):
     """Scale the rate by a factor going linearly from ``start_factor`` to ``end_factor``
     over ``total_iters`` epochs (a warm-up when start_factor < 1), then keep it."""
@@ -261,54 +286,27 @@ class LinearLR(LRScheduler):
                 for base in self.base_lrs]
 
 
-class SequentialLR(LRScheduler):
-    """Run ``schedulers`` one after another, switching at the epochs in ``milestones``.
-
-    Each scheduler must be built on the same optimizer; at a milestone the next one
-    starts from its epoch 0 (its closed form at 0). ``len(milestones)`` must be
-    ``len(schedulers) - 1``. Typical: a ``LinearLR`` warm-up, then ``CosineAnnealingLR``.
-    """
+class _Composite(LRScheduler):
+    """A scheduler made of other schedulers (in ``_schedulers``), all on one optimizer;
+    its state dict holds each child's state dict under ``"_schedulers"``."""
 
     _not_saved = ("optimizer", "_schedulers")
 
-    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+    def _adopt(self, schedulers, optimizer):
         schedulers = list(schedulers)
+        name = type(self).__name__
         if not schedulers:
-            raise OptimizerError("SequentialLR needs at least one scheduler")
+            raise OptimizerError(f"{name} needs at least one scheduler")
         for i, scheduler in enumerate(schedulers):
             if isinstance(scheduler, ReduceLROnPlateau) or not isinstance(scheduler,
                                                                           LRScheduler):
-                raise OptimizerError(f"SequentialLR: scheduler {i} is a "
+                raise OptimizerError(f"{name}: scheduler {i} is a "
                                      f"{type(scheduler).__name__}; it takes epoch-driven "
                                      "schedulers (not ReduceLROnPlateau)")
             if scheduler.optimizer is not optimizer:
-                raise OptimizerError(f"SequentialLR: scheduler {i} belongs to another optimizer")
-        milestones = [int(m) for m in milestones]
-        if len(milestones) != len(schedulers) - 1:
-            raise OptimizerError(f"SequentialLR needs one milestone fewer than schedulers: got "
-                                 f"{len(schedulers)} schedulers and {len(milestones)} milestones")
+                raise OptimizerError(f"{name}: scheduler {i} belongs to another optimizer")
         self._schedulers = schedulers
-        self._milestones = milestones
-        self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
-        # Building the children stepped each of them once: undo that, then start the first.
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
-        for scheduler in schedulers:
-            _undo_step(scheduler)
-        first = schedulers[bisect_right(milestones, 0)]
-        first._initial_step()
-        self._last_lr = first.get_last_lr()
-
-    def step(self):
-        self.last_epoch += 1
-        idx = bisect_right(self._milestones, self.last_epoch)
-        scheduler = self._schedulers[idx]
-        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
-            scheduler._update_lr(0)  # the next schedule starts at its epoch 0
-        else:
-            scheduler.step()
-        self._last_lr = scheduler.get_last_lr()
 
     def state_dict(self):
         """This scheduler's variables, with each child's state dict under "_schedulers"."""
@@ -327,9 +325,73 @@ class SequentialLR(LRScheduler):
             scheduler.load_state_dict(child)
 
 
+class SequentialLR(_Composite):
+    """Run ``schedulers`` one after another, switching at the epochs in ``milestones``.
+
+    Each scheduler must be built on the same optimizer; at a milestone the next one
+    starts from its epoch 0 (its closed form at 0). ``len(milestones)`` must be
+    ``len(schedulers) - 1``. Typical: a ``LinearLR`` warm-up, then ``CosineAnnealingLR``.
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        self._adopt(schedulers, optimizer)
+        milestones = [int(m) for m in milestones]
+        if len(milestones) != len(self._schedulers) - 1:
+            raise OptimizerError(f"SequentialLR needs one milestone fewer than schedulers: got "
+                                 f"{len(self._schedulers)} schedulers and {len(milestones)} "
+                                 "milestones")
+        for i, scheduler in enumerate(self._schedulers[1:], start=1):
+            if isinstance(scheduler, _Composite):  # it has no rate of its own at epoch 0
+                raise OptimizerError(f"SequentialLR: scheduler {i} is a "
+                                     f"{type(scheduler).__name__}, which cannot restart at a "
+                                     "milestone; only the first scheduler may be one")
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        # Building the children stepped each of them once: undo that, then start the first.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for scheduler in self._schedulers:
+            _undo_step(scheduler)
+        first = self._schedulers[bisect_right(milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def step(self):
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            scheduler._update_lr(0)  # the next schedule starts at its epoch 0
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+
+class ChainedScheduler(_Composite):
+    """Step several schedulers together: each ``step()`` steps every one in order, so
+    their factors multiply (e.g. a ``ConstantLR`` warm-up times an ``ExponentialLR`` decay).
+
+    The schedulers are built first, on one optimizer (each made its first step then, so
+    the rates already hold the product of their epoch-0 factors); building the chain
+    makes no step. ``optimizer`` defaults to the first scheduler's.
+    """
+
+    def __init__(self, schedulers, optimizer=None):
+        schedulers = list(schedulers)
+        if optimizer is None and schedulers:
+            optimizer = getattr(schedulers[0], "optimizer", None)
+        self._adopt(schedulers, optimizer)
+        self._last_lr = self._group_lrs()
+
+    def step(self):
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = self._group_lrs()
+
+
 def _undo_step(scheduler):
     """Take back the step a scheduler made when it was built (PyTorch's recursive_undo)."""
-    if isinstance(scheduler, SequentialLR):
+    if isinstance(scheduler, _Composite):
         for child in scheduler._schedulers:
             _undo_step(child)
     else:

@@ -8,11 +8,10 @@ parameter whose ``.grad`` is not ``None`` and updates its array in place, as PyT
 in PyTorch's layout, with parameters referred to by their position.
 
 Memory: every update writes into ``p.data`` itself (its array object never changes) and
-into the state's buffers. The intermediate results of one update live in one scratch
-buffer per parameter, allocated on the parameter's first step and kept in
-``optimizer._scratch`` (not in ``state``: it carries nothing from one step to the next and
-is not saved). Its shape is ``(k, *p.shape)``: k = 1, or 2 where the gradient plus
-weight decay must be kept while another intermediate is computed.
+into the state's buffers. The intermediate results of one update live in parameter-sized
+scratch arrays (a ``Scratch`` per parameter, kept in ``optimizer._scratch``, not in
+``state``: they carry nothing from one step to the next and are not saved). Each is made
+the first time an update asks for it by name, so a rule only pays for what it uses.
 """
 
 from __future__ import annotations
@@ -38,19 +37,23 @@ def check_hyperparameter(name, value, low=0.0, high=None, high_inclusive=False):
         raise OptimizerError(f"invalid {name}: {value!r} (it must be >= {low}{bound})")
 
 
-def lerp_(start, end, weight, work):
-    """``start += weight * (end - start)`` in place, rounded as PyTorch's ``lerp_`` is.
+class Scratch(dict):
+    """Named parameter-sized arrays for one update's intermediates.
 
-    PyTorch computes ``end - (end - start) * (1 - weight)`` when ``|weight| >= 0.5``;
-    both forms are the same number in exact arithmetic. ``work`` is a scratch array.
+    ``scratch["work"]`` is made (uninitialised, the parameter's shape and dtype) the first
+    time it is asked for and the same array is returned at every later step, so a step
+    allocates nothing. The lookup of an existing array is a plain dict lookup.
     """
-    np.subtract(end, start, out=work)
-    if abs(weight) < 0.5:
-        work *= weight
-        start += work
-    else:
-        work *= 1 - weight
-        np.subtract(end, work, out=start)
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        super().__init__()
+        self.shape, self.dtype = shape, dtype
+
+    def __missing__(self, name):
+        array = self[name] = np.empty(self.shape, dtype=self.dtype)
+        return array
 
 
 class Optimizer:
@@ -58,8 +61,10 @@ class Optimizer:
 
     Subclasses pass their hyperparameters' defaults (a dict) and implement
     ``_update(param, grad, state, group, scratch)``, which changes the array ``param``
-    (the parameter's ``.data``) in place given ``grad`` (same shape) and the parameter's
-    ``state`` dict.
+    (the parameter's ``.data``) in place given ``grad`` (same shape), the parameter's
+    ``state`` dict, its ``group`` and its ``Scratch``, with the operations of
+    ``chainrule.optim.inplace``. They may override ``_check_group`` to validate their
+    hyperparameters and ``_init_state`` to fill a parameter's state when it joins.
 
     Args:
         params: an iterable of Tensors, or of dicts ``{"params": [...], "lr": ...}`` whose
@@ -117,6 +122,11 @@ class Optimizer:
         if any(id(p) in seen for p in params):
             raise OptimizerError("some parameters appear in more than one parameter group")
         self.param_groups.append(group)
+        for p in params:
+            state = {}
+            self._init_state(state, p.data, group)
+            if state:  # no entry for rules that start their state on the first step
+                self.state[p] = state
 
     @staticmethod
     def _check_parameter(p, i):
@@ -133,6 +143,10 @@ class Optimizer:
     def _check_group(self, group):
         """Validate a group's hyperparameters (subclasses check theirs)."""
         check_hyperparameter("learning rate (lr)", group["lr"])
+
+    def _init_state(self, state, param, group):
+        """Fill a parameter's ``state`` when it joins (most rules start theirs lazily, on
+        the parameter's first step; nothing to do here)."""
 
     # ----- gradients and steps ----------------------------------------------------------
     def zero_grad(self, set_to_none=True):
@@ -172,25 +186,18 @@ class Optimizer:
                 if grad.shape != p.shape:
                     raise ShapeError(f"{type(self).__name__}.step: a parameter of shape "
                                      f"{p.shape} has a gradient of shape {grad.shape}")
-                self._update(p.data, grad, self.state[p], group, self._work(p, group))
+                self._update(p.data, grad, self.state[p], group, self._work(p))
         return loss
 
     def _update(self, param, grad, state, group, scratch):
         raise NotImplementedError
 
-    def _scratch_slots(self, group):
-        """How many parameter-sized intermediates one update needs at once."""
-        return 2 if group.get("weight_decay", 0) != 0 else 1
-
-    def _work(self, p, group):
-        """The parameter's scratch buffer, shape ``(k, *p.shape)``, reused across steps."""
-        slots = self._scratch_slots(group)
-        buffer = self._scratch.get(p)
-        if (buffer is None or buffer.shape[0] < slots or buffer.shape[1:] != p.shape
-                or buffer.dtype != p.dtype):
-            buffer = np.empty((slots, *p.shape), dtype=p.dtype)
-            self._scratch[p] = buffer
-        return buffer
+    def _work(self, p):
+        """The parameter's ``Scratch``, reused across steps (remade if p changed shape)."""
+        scratch = self._scratch.get(p)
+        if scratch is None or scratch.shape != p.shape or scratch.dtype != p.dtype:
+            scratch = self._scratch[p] = Scratch(p.shape, p.dtype)
+        return scratch
 
     # ----- saving and loading -----------------------------------------------------------
     def state_dict(self):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameter, lerp_
+from .inplace import add_scaled_, addcdiv_, addcmul_, decayed_grad, lerp_
+from .optimizer import Optimizer, check_hyperparameter
 
 
 class RMSprop(Optimizer):
@@ -44,8 +45,7 @@ class RMSprop(Optimizer):
         check_hyperparameter("alpha", group["alpha"])
 
     def _update(self, param, grad, state, group, scratch):
-        lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
-        momentum, weight_decay = float(group["momentum"]), float(group["weight_decay"])
+        lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
         if not state:
             state["step"] = 0.0
             state["square_avg"] = np.zeros_like(param)
@@ -54,34 +54,27 @@ class RMSprop(Optimizer):
         if group["centered"] and "grad_avg" not in state:
             state["grad_avg"] = np.zeros_like(param)
         state["step"] += 1
-        work = scratch[-1]
-        if weight_decay != 0:
-            np.multiply(param, weight_decay, out=scratch[0])
-            scratch[0] += grad
-            grad = scratch[0]
+        work = scratch["work"]
+        grad = decayed_grad(grad, param, group["weight_decay"], scratch)
 
         square_avg = state["square_avg"]
         square_avg *= alpha
-        np.multiply(grad, 1 - alpha, out=work)
-        work *= grad
-        square_avg += work
-
+        addcmul_(square_avg, grad, grad, 1 - alpha, work)
+        denom = work
         if group["centered"]:
             grad_avg = state["grad_avg"]
             lerp_(grad_avg, grad, 1 - alpha, work)
-            np.multiply(grad_avg, grad_avg, out=work)
-            np.subtract(square_avg, work, out=work)
-            np.sqrt(work, out=work)
+            np.multiply(grad_avg, grad_avg, out=denom)
+            np.subtract(square_avg, denom, out=denom)  # the variance v - g_avg**2
+            np.sqrt(denom, out=denom)
         else:
-            np.sqrt(square_avg, out=work)
-        work += eps  # work is now the denominator
+            np.sqrt(square_avg, out=denom)
+        denom += eps
 
-        np.divide(grad, work, out=work)
         if momentum > 0:
             buffer = state["momentum_buffer"]
             buffer *= momentum
-            buffer += work
-            np.multiply(buffer, -lr, out=work)
+            addcdiv_(buffer, grad, denom, 1, work=denom)
+            add_scaled_(param, buffer, -lr, work)
         else:
-            work *= -lr
-        param += work
+            addcdiv_(param, grad, denom, -lr, work=denom)

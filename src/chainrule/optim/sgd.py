@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .inplace import add_scaled, add_scaled_, decayed_grad
 from .optimizer import Optimizer, OptimizerError, check_hyperparameter
 
 
@@ -46,30 +47,18 @@ class SGD(Optimizer):
                                  f"dampening={group['dampening']})")
 
     def _update(self, param, grad, state, group, scratch):
-        lr, momentum = float(group["lr"]), float(group["momentum"])
-        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
-        work = scratch[-1]  # the last slot is free for intermediates
-        if weight_decay != 0:
-            np.multiply(param, weight_decay, out=scratch[0])
-            scratch[0] += grad
-            grad = scratch[0]  # the gradient of loss + (lambda / 2) ||p||^2
-        direction = grad
+        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+        work = scratch["work"]
+        grad = decayed_grad(grad, param, group["weight_decay"], scratch)
         if momentum != 0:
             buffer = state.get("momentum_buffer")
-            if buffer is None:
+            if buffer is None:  # the first step: the buffer starts as the gradient
                 buffer = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
             else:
                 buffer *= momentum
-                if dampening != 0:
-                    np.multiply(grad, 1 - dampening, out=work)
-                    buffer += work
-                else:
-                    buffer += grad
-            if group["nesterov"]:
-                np.multiply(buffer, momentum, out=work)
-                work += grad  # look ahead: the gradient plus the momentum it is about to get
-                direction = work
+                add_scaled_(buffer, grad, 1 - dampening, work)
+            if group["nesterov"]:  # look ahead: the gradient plus the momentum it will get
+                grad = add_scaled(grad, buffer, momentum, out=work)
             else:
-                direction = buffer
-        np.multiply(direction, -lr, out=work)
-        param += work
+                grad = buffer
+        add_scaled_(param, grad, -lr, work)
