@@ -124,6 +124,7 @@ OPTIMIZERS = {
     "rmsprop": lambda params, c: optim.RMSprop(params, lr=c.lr, weight_decay=c.weight_decay),
     "adam": lambda params, c: optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
     "adamw": lambda params, c: optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
+    "adagrad": lambda params, c: optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay),
 }
 
 # name -> builder(optimizer, epochs after warm-up): the per-epoch schedule, or None.

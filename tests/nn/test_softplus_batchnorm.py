@@ -2,11 +2,14 @@
 
 import numpy as np
 import pytest
+from torch_reference import Cases, assert_matches, torch
 
 import chainrule as cr
 import chainrule.nn.functional as F
 from chainrule import nn
 from chainrule.gradcheck import gradcheck
+
+CASES = Cases("softplus_batchnorm")
 
 
 def test_softplus_matches_its_closed_form_and_stays_finite():
@@ -76,23 +79,37 @@ def test_batchnorm_in_a_network_trains_and_round_trips(tmp_path):
     np.testing.assert_array_equal(model(X).data, copy(X).data)
 
 
-def test_softplus_and_batchnorm_match_pytorch():
-    torch = pytest.importorskip("torch")
+def _inputs():
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((5, 3)) * 4
-    ours = cr.tensor(x, requires_grad=True)
-    theirs = torch.tensor(x, requires_grad=True)
-    g = rng.standard_normal((5, 3))
-    F.softplus(ours, beta=1.5).backward(g)
-    torch.nn.functional.softplus(theirs, beta=1.5).backward(torch.tensor(g))
-    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
+    return rng.standard_normal((5, 3)) * 4, rng.standard_normal((5, 3))
 
-    layer, reference = nn.BatchNorm1d(3).double(), torch.nn.BatchNorm1d(3).double()
-    ours = cr.tensor(x, requires_grad=True)
-    theirs = torch.tensor(x, requires_grad=True)
-    (layer(ours) ** 2).sum().backward()
-    (reference(theirs) ** 2).sum().backward()
-    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), atol=1e-12)
-    np.testing.assert_allclose(layer.weight.grad, reference.weight.grad.numpy(), atol=1e-12)
-    for name, value in reference.state_dict().items():
-        np.testing.assert_allclose(layer.state_dict()[name], value.numpy(), atol=1e-12)
+
+def _softplus_and_batchnorm(lib):
+    """softplus's gradient for an upstream g, and BatchNorm1d's gradients and state."""
+    x, g = _inputs()
+    if lib is cr:
+        ours, layer = cr.tensor(x, requires_grad=True), nn.BatchNorm1d(3).double()
+        F.softplus(ours, beta=1.5).backward(g)
+        out = {"softplus_grad": ours.grad}
+        x2 = cr.tensor(x, requires_grad=True)
+    else:
+        theirs, layer = lib.tensor(x, requires_grad=True), lib.nn.BatchNorm1d(3).double()
+        lib.nn.functional.softplus(theirs, beta=1.5).backward(lib.tensor(g))
+        out = {"softplus_grad": theirs.grad}
+        x2 = lib.tensor(x, requires_grad=True)
+    (layer(x2) ** 2).sum().backward()
+    out.update(bn_input_grad=x2.grad, bn_weight_grad=layer.weight.grad)
+    for name, value in layer.state_dict().items():
+        out[f"bn_{name}"] = value
+    return {k: np.array(v.detach().numpy() if hasattr(v, "detach") else v, dtype=np.float64)
+            for k, v in out.items()}
+
+
+@CASES.case()
+def softplus_and_batchnorm():
+    return _softplus_and_batchnorm(torch)
+
+
+def test_softplus_and_batchnorm_match_pytorch():
+    assert_matches(CASES.expected(softplus_and_batchnorm), _softplus_and_batchnorm(cr),
+                   rtol=1e-12, atol=1e-12)
