@@ -91,6 +91,10 @@ def make_parser() -> argparse.ArgumentParser:
                            help="default: from --out's suffix, else svg")
         else:
             p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    from .viz import player_cli
+
+    player_cli.add_arguments(commands.add_parser(
+        "player", help="write a page that steps through a formula's forward and backward pass"))
     demo = commands.add_parser("demo", help="the lecture's examples, then a training run")
     demo.add_argument("--out", default="runs/demo", help="where the training run goes")
     demo.add_argument("--quiet", action="store_true")
@@ -189,8 +193,14 @@ def _demo(args):
     run_demo(args.out, progress=False if args.quiet else None)
 
 
+def _player(args):
+    from .viz import player_cli
+
+    player_cli.run(args)
+
+
 COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": _explain,
-            "demo": _demo}
+            "demo": _demo, "player": _player}
 
 
 def main(argv=None) -> int:
