@@ -95,6 +95,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     player_cli.add_arguments(commands.add_parser(
         "player", help="write a page that steps through a formula's forward and backward pass"))
+    from .playground import cli as playground_cli
+
+    playground_cli.add_arguments(commands.add_parser(
+        "playground", help="a local web app that trains a network live and shows its gradients"))
     demo = commands.add_parser("demo", help="the lecture's examples, then a training run")
     demo.add_argument("--out", default="runs/demo", help="where the training run goes")
     demo.add_argument("--quiet", action="store_true")
@@ -199,8 +203,14 @@ def _player(args):
     player_cli.run(args)
 
 
+def _playground(args):
+    from .playground import cli as playground_cli
+
+    playground_cli.run(args)
+
+
 COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": _explain,
-            "demo": _demo, "player": _player}
+            "demo": _demo, "player": _player, "playground": _playground}
 
 
 def main(argv=None) -> int:
