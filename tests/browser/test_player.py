@@ -11,8 +11,6 @@ from chainrule import engine, nn
 from chainrule.viz.graph import format_value
 from chainrule.viz.player import write_expression_player
 
-from .conftest import screenshot
-
 pytestmark = pytest.mark.slow
 
 
@@ -30,7 +28,7 @@ def _arithmetic(row):
             if local is not None and down is not None]
 
 
-def test_lecture_example_steps_to_the_end_with_explains_numbers(page, tmp_path):
+def test_lecture_example_steps_to_the_end_with_explains_numbers(page, tmp_path, screenshot):
     path = tmp_path / "gates.html"
     write_expression_player("(x + y) * z", {"x": -2, "y": 5, "z": -4}, path)
     _open(page, path)
@@ -88,7 +86,7 @@ def test_play_runs_to_the_end_and_pauses(page, tmp_path):
     assert page.get_by_test_id("player-play").inner_text().endswith("play")
 
 
-def test_zero_gradients_are_explained_and_the_check_colours_nodes(page, tmp_path):
+def test_zero_gradients_are_explained_and_the_check_colours_nodes(page, tmp_path, screenshot):
     path = tmp_path / "zero.html"
     write_expression_player("max(x, y) * sigmoid(w) + relu(x * z)",
                             {"x": -2, "y": 5, "z": 3, "w": 0.5}, path)
@@ -123,7 +121,7 @@ class _WrongSquare(engine.Function):
         return upstream * ctx.inputs[0]
 
 
-def test_the_check_finds_a_wrong_backward_rule(page, tmp_path):
+def test_the_check_finds_a_wrong_backward_rule(page, tmp_path, screenshot):
     x = cr.tensor(np.array([1.5, -0.5]), requires_grad=True, name="x")
 
     def build():
@@ -137,7 +135,7 @@ def test_the_check_finds_a_wrong_backward_rule(page, tmp_path):
     screenshot(page, "player-check-wrong")
 
 
-def test_a_models_loss_with_linear_layers_collapsed(page, tmp_path):
+def test_a_models_loss_with_linear_layers_collapsed(page, tmp_path, screenshot):
     X, y = cr.data.toys.spiral(4, 3, seed=0)
     model = nn.MLP(2, [8], 3, seed=0)
     Xt = cr.tensor(X, name="X")

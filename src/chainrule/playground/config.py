@@ -108,7 +108,12 @@ class PlaygroundConfig:
         if self.patience is not None:
             _integer("patience", self.patience, 1, 100_000)
         _integer("seed", self.seed, 0, 2**31 - 1)
-        self.run_config().resolved()  # what RunConfig itself refuses (warmup with plateau...)
+        if self.warmup and self.lr_schedule == "plateau":
+            raise ConfigError("--warmup cannot be combined with --lr-schedule plateau")
+        try:
+            self.run_config().resolved()
+        except ChainruleError as e:  # what RunConfig itself refuses
+            raise ConfigError(str(e)) from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -161,8 +166,11 @@ class PlaygroundConfig:
             out.append("L1 regularization")
         return out
 
-    def command(self, out: str = "runs/playground") -> str:
-        """The ``chainrule train`` command line of this run."""
+    def command(self, out: str = "runs/playground") -> str | None:
+        """The ``chainrule train`` command line of this run; None for a data set that
+        command does not have (gaussians, an upload)."""
+        if self.dataset not in CATALOG:
+            return None
         c = self.run_config(out)
         parts = ["chainrule", "train", "--dataset", c.dataset,
                  "--hidden", *([str(h) for h in c.hidden] or ["none"]),

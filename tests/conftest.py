@@ -1,4 +1,4 @@
-"""Headless Chromium for page tests: Debian's /usr/bin/chromium driven by Playwright.
+"""Shared fixtures. Headless Chromium for page tests: Debian's chromium and Playwright.
 
 Nothing is downloaded: without the browser or the Playwright package the tests skip and
 say why. Screenshots of key states go to ``test-artifacts/`` (or $CHAINRULE_ARTIFACTS).
@@ -17,7 +17,7 @@ CHROMIUM = os.environ.get("CHAINRULE_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(os.environ.get("CHAINRULE_ARTIFACTS",
-                                Path(__file__).resolve().parents[2] / "test-artifacts"))
+                                Path(__file__).resolve().parents[1] / "test-artifacts"))
 
 
 @pytest.fixture(scope="session")
@@ -49,9 +49,14 @@ def page(browser):
     context.close()
 
 
-def screenshot(page, name: str) -> Path:
-    """Keep a picture of the page's state as a test artifact."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+@pytest.fixture
+def screenshot():
+    """``screenshot(page, name)`` keeps a picture of the page's state as a test artifact."""
+
+    def take(page, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
