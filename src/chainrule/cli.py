@@ -74,9 +74,13 @@ def _add_train_options(p):
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from .viz import recording
+
     parser = _Parser(prog="chainrule", description="Backpropagation you can see.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_train_options(commands.add_parser("train", help="train an MLP on a data set"))
+    train = commands.add_parser("train", help="train an MLP on a data set")
+    _add_train_options(train)
+    recording.add_arguments(train)
     ev = commands.add_parser("evaluate", help="re-evaluate a trained model")
     ev.add_argument("--checkpoint", required=True, help="the --out folder of a training run")
     ev.add_argument("--data-dir")
@@ -145,9 +149,15 @@ def _train(args):
         from .diagnostics import DiagnosticsMonitor
 
         callbacks.append(DiagnosticsMonitor(args.out))
+    from .viz import recording
+
+    recorders = recording.callbacks(args)
     summary = experiment.train(config_from_args(args), resume=args.resume,
-                               progress=False if args.quiet else None, callbacks=callbacks)
+                               progress=False if args.quiet else None,
+                               callbacks=callbacks + recorders)
     print(_format_summary(summary, args.out))
+    for line in recording.report(recorders):
+        print(line)
     for monitor in callbacks:
         for epoch, text in monitor.warnings:
             print(f"warning (epoch {epoch}): {text}")

@@ -159,3 +159,24 @@ def test_a_models_loss_with_linear_layers_collapsed(page, tmp_path, screenshot):
         assert "check-agree" in cls or "check-kinks" in cls, (name, cls)
     screenshot(page, "player-mlp")
     assert page.errors == []
+
+
+def test_recorded_training_steps_scrub_with_a_slider(page, tmp_path, screenshot):
+    from chainrule.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "spiral", "--hidden", "8", "--epochs", "3",
+                 "--record", "12", "--out", str(out), "--quiet"]) == 0
+    _open(page, out / "player.html")
+    slider = page.get_by_test_id("record-slider")
+    assert slider.get_attribute("max") == "11"
+    assert page.get_by_test_id("record-step").inner_text() == "step 1 (epoch 1)"
+    first = page.get_by_test_id("record-loss").inner_text()
+    slider.fill("11")
+    assert page.get_by_test_id("record-step").inner_text() == "step 12 (epoch 3)"
+    assert page.get_by_test_id("record-loss").inner_text() != first
+    assert page.get_by_test_id("record-regions").is_visible()
+    assert page.get_by_test_id("record-W-1").is_visible()
+    assert page.get_by_test_id("record-gW-0").is_visible()
+    screenshot(page, "player-recorded-steps")
+    assert page.errors == []
