@@ -68,3 +68,14 @@ def test_cli_writes_the_player_and_refuses_bad_input(tmp_path, capsys):
     assert main(["player", "__import__('os')", "--out", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("chainrule: error:") and err.count("\n") == 1
+
+
+def test_readme_player_example_runs(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                 if "cr.viz.player" in b)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README", "exec"), {})
+    assert "0.weight" in (tmp_path / "mlp.html").read_text()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from importlib import resources
 
 from ..errors import ChainruleError
@@ -134,8 +133,6 @@ async def _handle(ws, state, text, sessions):
             raise ConfigError("messages must be JSON objects")
         kind = message.get("type")
         session = state["session"]
-        if session is not None:
-            session.last_seen = time.monotonic()
         if kind == "config":
             config = PlaygroundConfig.parse(message.get("config"))
             if message.get("play") is not None and not isinstance(message["play"], bool):

@@ -64,12 +64,10 @@ class Session(Callback):
     def __init__(self, config: PlaygroundConfig, upload=None):
         self.id = secrets.token_urlsafe(12)
         self.config, self.upload = config, upload
-        self.last_seen = time.monotonic()
         self.edited = False
         self._requests: queue.Queue = queue.Queue()
         self._playing = False
         self._steps_left = 0
-        self._stopping = False
         self._lock = threading.Lock()
         self.frame, self.version = None, 0
         self.data, self.scaler, (self.raw_train, self.raw_test) = make_dataset(config, upload)
@@ -266,9 +264,8 @@ class Session(Callback):
     # ----- what the page asks --------------------------------------------------------------
     def call(self, fn, timeout: float = 30.0):
         """Run ``fn()`` in the training thread between two epochs; returns its result."""
-        if not self._thread.is_alive():
-            with self._lock:
-                return fn()
+        if not self._thread.is_alive():  # stopped: nothing else touches the model now
+            return fn()
         future = concurrent.futures.Future()
         self._requests.put((fn, future))
         return future.result(timeout=timeout)
