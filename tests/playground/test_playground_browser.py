@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shlex
 import time
 import urllib.request
@@ -70,6 +71,15 @@ def test_spiral_trains_live_and_shows_its_gradients(page, start_playground, scre
     expect(page.get_by_test_id("epoch")).to_have_text(f"{epoch + 1:03d}")
     assert page.get_by_test_id("layer-0-size").inner_text() == "8 neurons"
     link = page.get_by_test_id("link-1-3-5")  # layer 2's weight from unit 6 to unit 4
+    numbers = [float(v) for v in re.findall(r"-?[0-9.]+", link.get_attribute("d"))]
+    net = page.get_by_test_id("network").bounding_box()
+    start = (net["x"] + numbers[0], net["y"] + numbers[1])
+    end = (net["x"] + numbers[-2], net["y"] + numbers[-1])
+    source = page.get_by_test_id("neuron-0-5").bounding_box()
+    target = page.get_by_test_id("neuron-1-3").bounding_box()
+    assert start == pytest.approx((source["x"] + source["width"],  # it leaves unit 6...
+                                   source["y"] + source["height"] / 2), abs=1)
+    assert end == pytest.approx((target["x"], target["y"] + target["height"] / 2), abs=1)
     width_by_weight = float(link.get_attribute("stroke-width"))
     page.get_by_test_id("backprop-view").check()
     grads = np.array([float(page.get_by_test_id(f"link-1-3-{j}").get_attribute("data-grad"))
@@ -84,6 +94,10 @@ def test_spiral_trains_live_and_shows_its_gradients(page, start_playground, scre
 def test_a_neuron_opens_in_the_player_with_live_numbers(page, start_playground, screenshot):
     server = start_playground()
     _open(page, server)
+    page.get_by_test_id("backprop-view").check()  # small network: the gradients as numbers
+    grad = float(page.get_by_test_id("link-1-0-3").get_attribute("data-grad"))
+    assert float(page.get_by_test_id("link-grad-1-0-3").text_content()) == pytest.approx(
+        grad, rel=0.05)
     with page.expect_popup() as popup_info:
         page.get_by_test_id("neuron-0-2").click()
     player = popup_info.value

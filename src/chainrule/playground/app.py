@@ -24,6 +24,7 @@ from .session import Session
 
 MAX_MESSAGE = 2 * MAX_UPLOAD_BYTES  # bytes of one WebSocket message (a CSV upload, quoted)
 SEND_INTERVAL = 0.03  # seconds between checks for a new frame
+MAX_SESSIONS = 32  # pages training at once; each holds a thread and its data
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
        "img-src data: blob:; connect-src 'self'")
 
@@ -174,6 +175,9 @@ async def _start(ws, state, config, sessions, play):
         sessions.pop(old.id, None)
         state["session"] = None
         await asyncio.to_thread(old.stop)
+    if len(sessions) >= MAX_SESSIONS:
+        raise ConfigError(f"{MAX_SESSIONS} sessions are open already: close a playground "
+                          "page and try again")
     upload = state["upload"] if config.dataset == "upload" else None
     session = await asyncio.to_thread(Session, config, upload)
     session.epochs_per_second = state.get("speed", session.epochs_per_second)
