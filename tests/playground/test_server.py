@@ -131,3 +131,15 @@ def test_the_command_listens_on_loopback_and_prints_its_address():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_sessions_are_capped(start_playground, monkeypatch):
+    from chainrule.playground import app
+
+    monkeypatch.setattr(app, "MAX_SESSIONS", 1)
+    server = start_playground()
+    with _connect(server) as first, _connect(server) as second:
+        first.send(json.dumps({"type": "config", "config": {}}))
+        _receive(first, "session")
+        second.send(json.dumps({"type": "config", "config": {}}))
+        assert "1 sessions are open already" in _receive(second, "error")["message"]

@@ -79,3 +79,38 @@ def test_readme_player_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README", "exec"), {})
     assert "0.weight" in (tmp_path / "mlp.html").read_text()
+
+
+def test_the_check_leaves_other_threads_alone():
+    import sys
+    import threading
+
+    x = cr.tensor(np.float64(0.3), requires_grad=True, name="x")
+
+    def build():  # a chain long enough for the other thread to run in the middle of it
+        t = x
+        for _ in range(30):
+            t = cr.tanh(t) * 1.5
+        return t
+
+    out = build()
+    ups = {id(s.tensor): s.upstream for s in cr.viz.graph.trace_backward(out)}
+    a = cr.tensor(np.float64(1.5), requires_grad=True)
+    seen, stop = set(), threading.Event()
+
+    def other():  # keeps computing while the check nudges and counts
+        while not stop.is_set():
+            seen.add(float((a * a + a).data))
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as they can
+    worker = threading.Thread(target=other)
+    worker.start()
+    try:
+        results = check_nodes(out, build, ups)
+    finally:
+        stop.set()
+        worker.join()
+        sys.setswitchinterval(switch)
+    assert len(results) == 61 and all(r["verdict"] == "agree" for r in results.values())
+    assert seen == {3.75}

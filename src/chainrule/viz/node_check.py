@@ -6,7 +6,9 @@ gradient in ``explain``) is compared with centered differences
 An intermediate value has no storage to nudge, so the graph is built again by
 ``recompute`` while each operation's result is counted as it is made, and the chosen
 one is nudged as it comes out; everything computed from it sees the nudged value.
-The rebuilt graph runs in float64 so that the differences mean something.
+The rebuilt graph runs in float64 so that the differences mean something. Only the
+checking thread's operations are counted and nudged; other threads (a training run in
+the playground) compute as usual meanwhile.
 
 Relative errors are read with CS231n's thresholds (``verdict``).
 """
@@ -14,6 +16,7 @@ Relative errors are read with CS231n's thresholds (``verdict``).
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from .graph import forward_order
 # uncomfortable; 1e-4 .. 1e-7: fine for objectives with kinks (ReLU, max), else too high;
 # < 1e-7: agreement.
 THRESHOLDS = ((1e-7, "agree"), (1e-4, "kinks"), (1e-2, "uncomfortable"))
+_ONE_AT_A_TIME = threading.Lock()  # the count is of this thread's operations only
 SAMPLES = 6  # elements checked per node (the largest-gradient one and random others)
 
 
@@ -46,8 +50,11 @@ def _counting_operations(nudge=None):
     ``recompute`` that makes its leaves anew, as a parsed formula does)."""
     made, nudged = [], set()
     original = engine.Function.__dict__["apply"]
+    owner = threading.get_ident()
 
     def apply(cls, *inputs, **params):
+        if threading.get_ident() != owner:  # another thread (a training run): untouched
+            return original.__func__(cls, *inputs, **params)
         if nudge is not None and isinstance(nudge[0], str):
             for x in inputs:
                 if (isinstance(x, Tensor) and x._ctx is None and x.name == nudge[0]
@@ -63,11 +70,12 @@ def _counting_operations(nudge=None):
         made.append(out)
         return out
 
-    engine.Function.apply = classmethod(apply)
-    try:
-        yield made
-    finally:
-        engine.Function.apply = original
+    with _ONE_AT_A_TIME:
+        engine.Function.apply = classmethod(apply)
+        try:
+            yield made
+        finally:
+            engine.Function.apply = original
 
 
 def check_nodes(output: Tensor, recompute, upstreams: dict, h: float = 1e-6,
