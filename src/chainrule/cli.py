@@ -70,9 +70,13 @@ def _add_train_options(p):
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from .viz import recording
+
     parser = _Parser(prog="chainrule", description="Backpropagation you can see.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_train_options(commands.add_parser("train", help="train an MLP on a data set"))
+    train = commands.add_parser("train", help="train an MLP on a data set")
+    _add_train_options(train)
+    recording.add_arguments(train)
     ev = commands.add_parser("evaluate", help="re-evaluate a trained model")
     ev.add_argument("--checkpoint", required=True, help="the --out folder of a training run")
     ev.add_argument("--data-dir")
@@ -87,6 +91,14 @@ def make_parser() -> argparse.ArgumentParser:
                            help="default: from --out's suffix, else svg")
         else:
             p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    from .viz import player_cli
+
+    player_cli.add_arguments(commands.add_parser(
+        "player", help="write a page that steps through a formula's forward and backward pass"))
+    from .playground import cli as playground_cli
+
+    playground_cli.add_arguments(commands.add_parser(
+        "playground", help="a local web app that trains a network live and shows its gradients"))
     demo = commands.add_parser("demo", help="the lecture's examples, then a training run")
     demo.add_argument("--out", default="runs/demo", help="where the training run goes")
     demo.add_argument("--quiet", action="store_true")
@@ -133,9 +145,15 @@ def _train(args):
         from .diagnostics import DiagnosticsMonitor
 
         callbacks.append(DiagnosticsMonitor(args.out))
+    from .viz import recording
+
+    recorders = recording.callbacks(args)
     summary = experiment.train(config_from_args(args), resume=args.resume,
-                               progress=False if args.quiet else None, callbacks=callbacks)
+                               progress=False if args.quiet else None,
+                               callbacks=callbacks + recorders)
     print(_format_summary(summary, args.out))
+    for line in recording.report(recorders):
+        print(line)
     for monitor in callbacks:
         for epoch, text in monitor.warnings:
             print(f"warning (epoch {epoch}): {text}")
@@ -185,8 +203,20 @@ def _demo(args):
     run_demo(args.out, progress=False if args.quiet else None)
 
 
+def _player(args):
+    from .viz import player_cli
+
+    player_cli.run(args)
+
+
+def _playground(args):
+    from .playground import cli as playground_cli
+
+    playground_cli.run(args)
+
+
 COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": _explain,
-            "demo": _demo}
+            "demo": _demo, "player": _player, "playground": _playground}
 
 
 def main(argv=None) -> int:

@@ -51,5 +51,13 @@ class TrainingDiverged(ChainruleError):
     """The loss became NaN or infinite; the message names the epoch and the step."""
 
 
+class ConfigError(ArgumentError):
+    """A playground setting out of range; the message names it and the range."""
+
+
+class UploadError(ConfigError):
+    """A CSV file the playground does not accept; the message says where and why."""
+
+
 class UsageError(ChainruleError):
     """A command line the ``chainrule`` command cannot run; reported in one line, exit 2."""

@@ -5,6 +5,8 @@
 - ``explain(output)``: the backward pass as a table, one row per node: value, local
   gradient, upstream gradient, downstream gradients and the gate's pattern
   (distributor, swapper, router, copy).
+- ``player(output, path)``: one offline HTML page that steps through the forward and
+  backward pass node by node (``chainrule.viz.player``).
 - ``parse_expression("(x + y) * z", {"x": -2, ...})``: builds the graph of a small
   formula safely (nothing is evaluated by Python); ``parse_values("x=-2,y=5")``.
 """
@@ -20,10 +22,11 @@ from .dot import graphviz_available, render_with_graphviz, to_dot
 from .explain import Explanation, explain
 from .expr import parse_expression, parse_values
 from .graph import Graph, collect_graph
+from .player import player
 from .svg import render_svg
 
 __all__ = ["GraphDrawing", "draw_graph", "explain", "Explanation", "parse_expression",
-           "parse_values"]
+           "parse_values", "player"]
 
 FORMATS = ("svg", "dot")
 LAYOUTS = ("auto", "graphviz", "python")

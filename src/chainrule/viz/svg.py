@@ -300,16 +300,8 @@ def _edge_points(boxes, chains, columns, ports, graph):
 def _draw(graph, boxes, paths, labels) -> list[str]:
     out = []
     for pts in paths:
-        # a run at one height is one straight segment, however many columns it crosses
-        pts = [p for i, p in enumerate(pts)
-               if i in (0, len(pts) - 1)
-               or abs(pts[i - 1][1] - p[1]) + abs(pts[i + 1][1] - p[1]) > 0.1]
-        d = f"M{pts[0][0]:.1f},{pts[0][1]:.1f}"
-        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-            dx = (x1 - x0) / 2
-            d += f" C{x0 + dx:.1f},{y0:.1f} {x1 - dx:.1f},{y1:.1f} {x1:.1f},{y1:.1f}"
-        out.append(f'<path d="{d}" fill="none" stroke="{EDGE_COLOR}" stroke-width="1.3" '
-                   'marker-end="url(#cr-arrow)"/>')
+        out.append(f'<path d="{edge_path(pts)}" fill="none" stroke="{EDGE_COLOR}" '
+                   'stroke-width="1.3" marker-end="url(#cr-arrow)"/>')
     for node in graph.nodes:
         out.extend(_draw_node(node, boxes[node.id]))
     halo = 'stroke="#ffffff" stroke-width="3" paint-order="stroke"'
@@ -321,6 +313,19 @@ def _draw(graph, boxes, paths, labels) -> list[str]:
             out.append(f'<text x="{x:.1f}" y="{y + 13:.1f}" text-anchor="middle" '
                        f'fill="{GRAD_COLOR}" {halo}>{escape(grad)}</text>')
     return out
+
+
+def edge_path(pts) -> str:
+    """An edge's points as the ``d`` of an SVG path: smooth bends between columns."""
+    # a run at one height is one straight segment, however many columns it crosses
+    pts = [p for i, p in enumerate(pts)
+           if i in (0, len(pts) - 1)
+           or abs(pts[i - 1][1] - p[1]) + abs(pts[i + 1][1] - p[1]) > 0.1]
+    d = f"M{pts[0][0]:.1f},{pts[0][1]:.1f}"
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        dx = (x1 - x0) / 2
+        d += f" C{x0 + dx:.1f},{y0:.1f} {x1 - dx:.1f},{y1:.1f} {x1:.1f},{y1:.1f}"
+    return d
 
 
 def _draw_node(node, box) -> list[str]:

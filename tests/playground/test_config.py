@@ -1,0 +1,98 @@
+"""Playground settings, CSV uploads and the run's match with ``chainrule train``."""
+
+from __future__ import annotations
+
+import csv
+import shlex
+import time
+
+import pytest
+
+from chainrule.cli import main
+from chainrule.playground.config import ConfigError, PlaygroundConfig
+from chainrule.playground.data import MAX_UPLOAD_BYTES, UploadError, parse_csv
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"datset": "circle"}, "unknown setting 'datset'"),
+    ({"lr": "0.1"}, "lr: expected a number"),
+    ({"lr": 1e9}, "lr: expected a number from"),
+    ({"hidden": [4] * 7, "activations": ["relu"] * 7}, "at most 6"),
+    ({"hidden": [17], "activations": ["relu"]}, "hidden: expected a whole number from 1 to 16"),
+    ({"hidden": [4], "activations": ["relu", "tanh"]}, "one per hidden layer"),
+    ({"activations": ["__import__('os')", "tanh"]}, "is not one of relu"),
+    ({"features": []}, "non-empty list"),
+    ({"batch_size": True}, "batch_size: expected a whole number"),
+    ({"lr_schedule": "plateau", "warmup": 2}, "--warmup cannot be combined"),
+    ([1, 2], "settings must be a JSON object"),
+])
+def test_settings_are_checked_strictly(values, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        PlaygroundConfig.parse(values)
+    assert message in str(info.value)
+
+
+def test_the_command_has_every_setting_and_says_what_it_cannot_express():
+    config = PlaygroundConfig.parse({"dataset": "spiral", "noise": 0.2, "classes": 3,
+                                     "optimizer": "momentum", "regularization": "L2",
+                                     "reg_rate": 0.01, "patience": 5})
+    assert config.differences() == []
+    assert config.command() == (
+        "chainrule train --dataset spiral --hidden 4 2 --activation tanh --loss softmax "
+        "--optimizer momentum --lr 0.03 --batch-size 10 --epochs 200 --seed 0 "
+        "--momentum 0.9 --reg 0.01 --patience 5 --out runs/playground --quiet")
+    other = PlaygroundConfig.parse({"features": ["x1", "x2", "sin(x1)"], "regularization": "L1",
+                                    "activations": ["relu", "tanh"], "train_ratio": 70})
+    assert other.differences() == ["a 70% training split (chainrule train: 50%)",
+                                   "input features other than x1, x2",
+                                   "a different activation per layer", "L1 regularization"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("x1,x2,label\n0,0,0\n1,abc,1\n", "line 3: '1' or 'abc' is not a number"),
+    ("0,0,0,4\n", "line 1: expected 3 columns"),
+    ("1,2,-1\n", "line 1: the label '-1' is not a whole number from 0 to 7"),
+    ("1,nan,1\n", "line 1: coordinates must be finite"),
+    ("".join(f"{i},{i},0\n" for i in range(20)), "at least two classes"),
+    ("".join(f"{i},{i},{2 * (i % 2)}\n" for i in range(20)), "no row has label 1"),
+    ("0,0,0\n1,1,1\n", "at least 10 rows"),
+    ("0," * (MAX_UPLOAD_BYTES // 2 + 1), "larger than 1000 kB"),
+])
+def test_uploads_are_parsed_strictly(text, message):
+    with pytest.raises(UploadError) as info:
+        parse_csv(text)
+    assert message in str(info.value)
+
+
+def test_an_upload_with_a_header():
+    X, y = parse_csv("x1,x2,label\n" + "".join(f"{i / 10},{-i / 10},{i % 3}\n"
+                                               for i in range(30)))
+    assert X.shape == (30, 2) and y.tolist()[:4] == [0, 1, 2, 0]
+
+
+def test_a_session_reproduces_chainrule_train_epoch_by_epoch(tmp_path):
+    from chainrule.playground.session import Session
+
+    config = PlaygroundConfig.parse({
+        "dataset": "spiral", "noise": 0.2, "classes": 3, "hidden": [8, 8],
+        "activations": ["relu", "relu"], "regularization": "L2", "lr_schedule": "cosine",
+        "dropout": 0.1, "epochs": 12, "lr": 0.01})
+    session = Session(config)
+    session.epochs_per_second = 0
+    try:
+        session.play()
+        deadline = time.monotonic() + 60
+        while not session.finished:
+            assert time.monotonic() < deadline, "the session did not finish in 60 s"
+            time.sleep(0.02)
+        ours = session.trainer.history
+    finally:
+        session.stop()
+    out = tmp_path / "run"
+    assert main(shlex.split(config.command(str(out)))[1:]) == 0
+    with open(out / "history.csv") as f:
+        theirs = list(csv.DictReader(f))
+    assert len(theirs) == len(ours) == 12
+    for a, b in zip(ours, theirs):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+            assert repr(a[key]) == b[key], (key, a["epoch"])
