@@ -140,6 +140,9 @@ class DiagnosticsMonitor(Callback):
                     self.warnings.append((epoch, text))
 
     def on_train_end(self, trainer):
+        unfinished = getattr(trainer, "diverged_at", None)
+        if unfinished and (not self.records or self.records[-1]["epoch"] < unfinished["epoch"]):
+            self.on_epoch_end(trainer, {"epoch": unfinished["epoch"]})  # what led up to it
         for handle in self._handles:
             handle.remove()
         if self.out_dir is None or not self.records:

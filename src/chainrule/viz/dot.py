@@ -31,7 +31,7 @@ def to_dot(graph: Graph, show_values: bool = True, show_grad: bool = True) -> st
     """
     lines = [
         "digraph chainrule {",
-        '  graph [rankdir=LR, bgcolor="white", nodesep=0.35, ranksep=0.6, '
+        '  graph [rankdir=LR, bgcolor="white", nodesep=0.35, ranksep=0.6, pad=0.25, '
         'fontname="Helvetica", fontsize=10, labeljust=l];',
         '  node [fontname="Helvetica", fontsize=12, width=0.3, height=0.3, '
         'margin="0.1,0.05"];',
@@ -73,16 +73,19 @@ def graphviz_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def render_with_graphviz(dot_text: str, timeout: float = 60.0) -> str | None:
-    """SVG text from Graphviz's ``dot -Tsvg``, or None if ``dot`` is missing or fails."""
+def render_with_graphviz(dot_text: str, timeout: float = 60.0, output_format: str = "svg"):
+    """SVG text from Graphviz's ``dot -Tsvg`` (bytes for ``output_format`` "png" or "pdf"),
+    or None if ``dot`` is missing or fails."""
     exe = shutil.which("dot")
     if exe is None:
         return None
     try:
-        done = subprocess.run([exe, "-Tsvg"], input=dot_text.encode("utf-8"),
+        done = subprocess.run([exe, f"-T{output_format}"], input=dot_text.encode("utf-8"),
                               capture_output=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0 or not done.stdout:
         return None
+    if output_format != "svg":
+        return done.stdout
     return done.stdout.decode("utf-8", errors="replace")
