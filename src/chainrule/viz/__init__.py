@@ -34,7 +34,8 @@ class GraphDrawing(str):
     """A rendered graph: the document's text itself (a ``str``), plus a little more.
 
     ``format`` is "svg" or "dot" (a PNG or PDF drawing is returned as its SVG); ``svg``
-    is the SVG text (None for DOT text unless Graphviz can render it); Jupyter shows an SVG drawing inline (``_repr_svg_``);
+    is the SVG text (None for DOT text unless Graphviz can render it); Jupyter shows an
+    SVG drawing inline (``_repr_svg_``);
     ``save(path)`` writes the text atomically; ``str(drawing)`` or ``print(drawing)``
     give the whole document, while ``repr`` stays one line.
     """
