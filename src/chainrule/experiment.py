@@ -273,9 +273,13 @@ def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), r
                                      if unfinished else [])
         drawn = write_pictures(Path(config.out), model, data, history, scaler=scaler,
                                config=config, diverged=True)
+        watched = Path(config.out) / "diagnostics.png"
+        if any(getattr(cb, "out_dir", None) for cb in callbacks) and watched.exists():
+            drawn.append(str(watched))
         if drawn:
-            names = ", ".join(Path(p).name for p in drawn)
-            raise TrainingDiverged(f"{e}; {names} in {config.out} show the run up to "
+            names = " and ".join(Path(p).name for p in drawn)
+            verb = "shows" if len(drawn) == 1 else "show"
+            raise TrainingDiverged(f"{e}; {names} in {config.out} {verb} the run up to "
                                    "there") from None
         raise
     summary["dataset"] = repr(data)

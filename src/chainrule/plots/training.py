@@ -18,6 +18,10 @@ def _draw_metric(ax, epochs, history, metric, fraction=False):
                     label=f"{split} (last {text})")
     ax.set_title(f"{metric} per epoch")
     epoch_axis(ax, epochs)
+    shown = np.concatenate([series(history, f"{s}_{metric}") for s in ("train", "val")])
+    shown = shown[np.isfinite(shown)]
+    if not fraction and shown.size and shown.min() > 0 and shown.max() > 1e3 * shown.min():
+        ax.set_yscale("log")  # a loss that exploded would flatten everything else
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -88,7 +92,7 @@ def plot_diagnostics(records, path=None):
     epochs = series(records, "epoch")
     marker = markers(len(records))
     fig = new_figure(16, 4.5)
-    ax_units, ax_grad, ax_ratio = fig.subplots(1, 3)
+    ax_units, ax_grad, ax_ratio = fig.subplots(1, 3, sharex=True)  # gaps stay visible
     ax_ratio.axhspan(1e-4, 1e-2, color="tab:green", alpha=0.12, label="healthy 1e-4 to 1e-2")
     ax_ratio.axhline(1e-3, color="tab:green", linestyle="--", linewidth=1)
     measured = False

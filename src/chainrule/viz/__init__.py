@@ -73,7 +73,7 @@ class GraphDrawing(str):
         return os.fspath(path)
 
 
-def draw_graph(output, path=None, format="svg", show_grad=True, show_values=True,
+def draw_graph(output, path=None, format=None, show_grad=True, show_values=True,
                layout="auto", names=None) -> GraphDrawing:
     """Draw the computational graph that produced ``output``.
 
@@ -93,7 +93,7 @@ def draw_graph(output, path=None, format="svg", show_grad=True, show_values=True
         path: if given, the document is also written there (atomically).
         format: "svg" (a standalone drawing), "dot" (Graphviz source text), or "png" /
             "pdf" (written to ``path``, which they need; matplotlib draws the built-in
-            layout, Graphviz its own).
+            layout, Graphviz its own). Default: the extension of ``path``, else "svg".
         show_grad, show_values: which edge labels to write.
         layout: "auto" (Graphviz's ``dot`` when it is installed, else the built-in
             layout), "graphviz" or "builtin". Both show the same labels and caption.
@@ -104,6 +104,9 @@ def draw_graph(output, path=None, format="svg", show_grad=True, show_values=True
     """
     if not isinstance(output, Tensor):
         raise ChainruleError(f"draw_graph: expected a Tensor, got {type(output).__name__}")
+    if format is None:
+        suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") if path else ""
+        format = suffix if suffix in FORMATS else "svg"
     if format not in FORMATS:
         raise ChainruleError(f"draw_graph: format must be one of {', '.join(FORMATS)}, "
                              f"not {format!r}")

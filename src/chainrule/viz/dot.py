@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import textwrap
 
 from .graph import Graph, format_value
 from .svg import EDGE_COLOR, GRAD_COLOR, STYLE, VALUE_COLOR, caption_lines
+
+CAPTION_WIDTH = 40  # characters per caption line
 
 
 def _quote(text: str) -> str:
@@ -61,7 +64,10 @@ def to_dot(graph: Graph, show_values: bool = True, show_grad: bool = True) -> st
         label = f", label=<{'<br/>'.join(parts)}>" if parts else ""
         lines.append(f"  n{edge.src} -> n{edge.dst} [tooltip={_quote(f'input {edge.slot}')}"
                      f"{label}];")
-    caption = caption_lines(graph, show_values, show_grad)
+    # Short lines: Graphviz sizes the drawing with its own font metrics, and a viewer's
+    # wider font would otherwise push a long caption past the edge.
+    caption = [part for line in caption_lines(graph, show_values, show_grad)
+               for part in textwrap.wrap(line, CAPTION_WIDTH)]
     if caption:
         text = "".join(_quote(line)[1:-1] + "\\l" for line in caption)  # \l: left-aligned
         lines.append(f'  label="{text}";')

@@ -244,9 +244,13 @@ class Explanation:
             [_cell(row, key) for key, _ in COLUMNS] for row in self.rows]
 
     def __str__(self):
-        text = self._text(COLUMNS)
+        columns = list(COLUMNS)
+        text = self._text(columns)
         if max(map(len, text.splitlines())) > TERMINAL_WIDTH:  # the node column names the op
-            text = self._text([c for c in COLUMNS if c[0] != "op"])
+            columns = [c for c in columns if c[0] != "op"]
+            if not any(row["pattern"] for row in self.rows):
+                columns = [c for c in columns if c[0] != "pattern"]
+            text = self._text(columns)
         notes = list(self.notes)
         if any(isinstance(v, str) for row in self.rows for v in row["local_grad"]):
             notes.append("J mxn: a local Jacobian too big to form; backward multiplies by "

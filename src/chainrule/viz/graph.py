@@ -205,7 +205,8 @@ def collect_graph(output: Tensor, show_grad: bool = True, names=None) -> Graph:
                 graph.nodes.append(Node(len(graph.nodes), "const", label or "const",
                                         value=_plain(p),
                                         info=f"{label or 'constant'} {format_value(_plain(p))}"))
-        node = _tensor_node(len(graph.nodes), t, names[id(t)], t is output)
+        node = _tensor_node(len(graph.nodes), t, names[id(t)], t is output,
+                            labelled=label_for(t, given) is not None)
         index[id(t)] = node.id
         graph.nodes.append(node)
         for slot, src in enumerate(sources):
@@ -219,14 +220,14 @@ def collect_graph(output: Tensor, show_grad: bool = True, names=None) -> Graph:
     return graph
 
 
-def _tensor_node(nid: int, t: Tensor, name: str, is_output: bool) -> Node:
+def _tensor_node(nid: int, t: Tensor, name: str, is_output: bool, labelled: bool) -> Node:
     shape = f"shape {t.shape}, {t.dtype}"
     if t._ctx is None:
         grad_note = "" if t.requires_grad else ", requires_grad=False"
         return Node(nid, "leaf", name, value=t.data, info=f"{name}: leaf, {shape}{grad_note}")
     fn = t._ctx.fn
     label = fn.symbol
-    shown_name = t.name if (t.name and not is_output) else None
+    shown_name = name if (labelled and not is_output) else None
     state = " (released by backward())" if is_released(t) else ""
     return Node(nid, "op", label, name=shown_name, value=t.data, op=fn.name,
                 info=f"{name} = {fn.name}(...): {shape}{state}")
