@@ -14,7 +14,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import cli
-from chainrule.experiment import OPTIMIZER_LR, RunConfig
+from chainrule.experiment import RunConfig
 from chainrule.serialization import load
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -99,6 +99,8 @@ def test_reusing_an_out_folder_without_resume_is_refused_and_changes_nothing(cap
 
 # ----- learning rates and --help --------------------------------------------------------------
 def test_each_optimizer_has_its_own_default_learning_rate():
+    from chainrule.experiment import OPTIMIZER_LR
+
     rates = {name: RunConfig(dataset="digits", optimizer=name).resolved().lr
              for name in OPTIMIZER_LR}
     assert rates["sgd"] == 0.1 and rates["momentum"] == 0.01 and rates["adam"] == 1e-3
@@ -202,7 +204,7 @@ def test_unused_values_in_a_formula_get_a_warning(capsys, tmp_path):
 # ----- no false alarm from --diagnose on the README's commands ------------------------------
 README_RUNS = {
     "spiral": ["--dataset", "spiral", "--hidden", "100", "--activation", "relu", "--loss",
-               "softmax", "--optimizer", "adam", "--lr", "1e-3", "--weight-decay", "1e-4",
+               "softmax", "--optimizer", "adam", "--lr", "1e-2", "--weight-decay", "1e-4",
                "--epochs", "200", "--batch-size", "64", "--lr-schedule", "cosine"],
     "digits": ["--dataset", "digits"],
 }
