@@ -240,6 +240,9 @@ def _format_summary(summary, out):
 def _evaluate(args):
     from . import experiment
 
+    if args.data_dir is not None:
+        _, state = experiment.read_checkpoint(args.checkpoint)
+        _warn_data_dir(args.data_dir, RunConfig.from_dict(state["config"]).dataset)
     results = experiment.evaluate(args.checkpoint, data_dir=args.data_dir)
     print(json.dumps(results, indent=2))
 

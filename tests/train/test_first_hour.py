@@ -196,6 +196,12 @@ def test_an_option_the_run_would_not_use_gets_a_warning(capsys, argv, words):
     assert err.count("\n") == 1 and err.startswith("chainrule: warning:") and words in err
 
 
+def test_evaluate_warns_that_a_generated_set_reads_no_data_dir(early_best_run, capsys):
+    out, _ = early_best_run
+    code, _, err = main(capsys, "evaluate", "--checkpoint", out, "--data-dir", "/nowhere")
+    assert code == 0 and err.count("\n") == 1 and "--data-dir is ignored" in err
+
+
 def test_unused_values_in_a_formula_get_a_warning(capsys, tmp_path):
     code, _, err = main(capsys, "explain", "x * y", "--values", "x=1,y=2,z=3")
     assert code == 0 and "z is not in the formula" in err and err.count("\n") == 1

@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -427,3 +428,13 @@ def test_svm_loss_is_the_multiclass_hinge_and_trains(spiral):
     summary = trainer.fit(spiral)
     assert trainer.history[-1]["train_loss"] < 0.3 * trainer.history[0]["train_loss"]
     assert summary["train_accuracy"] >= 0.95
+
+
+def test_a_notebook_gets_the_progress_bar_not_log_lines(monkeypatch):
+    import types
+
+    from chainrule.train import _default_progress
+
+    assert _default_progress() == "log"  # pytest's stderr is not a terminal
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert _default_progress() is True  # tqdm.auto then draws a notebook widget
