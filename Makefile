@@ -7,13 +7,16 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test bench lint reproduce clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	@echo "Setting up $(VENV): a virtual environment with chainrule, NumPy, matplotlib, tqdm,"
+	@echo "scikit-learn and the test tools (the first time takes a minute or two)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+	@echo "$(VENV) is ready."
 
 demo: $(STAMP)
-	$(PY) -m chainrule demo
+	@$(PY) -m chainrule demo
 
 test: $(STAMP)
 	$(PY) -m pytest

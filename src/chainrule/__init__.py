@@ -14,7 +14,7 @@ node's upstream gradient by it to get the downstream gradients.
     (array(-4., dtype=float32), array(-4., dtype=float32), array(3., dtype=float32))
 """
 
-from . import autograd, data, gradcheck, nn, optim, viz
+from . import autograd, data, gradcheck, nn, optim, plots, viz
 from .engine import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .errors import (
     ArgumentError,
@@ -69,6 +69,7 @@ from .ops import (
     var,
     where,
 )
+from .run import Run, fit, load_run
 from .serialization import load, save
 from .tensor import (
     Tensor,

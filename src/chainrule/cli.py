@@ -7,19 +7,51 @@ prints one line saying what is wrong and exits with status 2, without a tracebac
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
+from pathlib import Path
 
+from . import __version__
 from .data import DATASETS
 from .errors import ChainruleError, UsageError
-from .experiment import OPTIMIZERS, SCHEDULES, RunConfig
+from .experiment import (
+    BUNDLED_DATASETS,
+    DATASET_DEFAULTS,
+    GENERATED_DATASETS,
+    MOMENTUM_OPTIMIZERS,
+    OPTIMIZERS,
+    SCHEDULES,
+    RunConfig,
+)
 from .nn import ACTIVATIONS
 from .train import LOSSES
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _ShowDefaults)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, no usage dump
         raise UsageError(message)
+
+
+class _ShowDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or action.default in (None, argparse.SUPPRESS)
+                or isinstance(action, argparse._StoreTrueAction)):
+            return text
+        default = (" ".join(map(str, action.default)) if isinstance(action.default, list)
+                   else action.default)
+        return f"{text} (default: {default})".lstrip()
+
+
+def warn(text):
+    print(f"chainrule: warning: {text}", file=sys.stderr)
 
 
 def _hidden_size(text):
@@ -35,35 +67,51 @@ def _hidden_size(text):
     return value
 
 
+def _lr_help():
+    rates = ", ".join(f"{name} {choice.lr:g}" for name, choice in OPTIMIZERS.items())
+    toys = ", ".join(name for name, d in DATASET_DEFAULTS.items() if d["lr_scale"] != 1)
+    return (f"learning rate (default: per optimizer: {rates}; ten times that on {toys})")
+
+
 def _add_train_options(p):
     defaults = RunConfig()
+    epochs = ", ".join(f"{name} {d['epochs']}" for name, d in DATASET_DEFAULTS.items())
     p.add_argument("--dataset", default=defaults.dataset, choices=DATASETS)
-    p.add_argument("--data-dir", help="where the data set's files are (MNIST, CIFAR-10)")
+    p.add_argument("--data-dir", help="where the data set's files are (mnist, fashion-mnist, "
+                                      "cifar10; default: $CHAINRULE_DATA/<name>)")
     p.add_argument("--hidden", nargs="+", type=_hidden_size, default=defaults.hidden,
-                   help="hidden layer sizes; 'none' gives the linear classifier (default 100)")
-    p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
-    p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--loss", default="softmax", choices=list(LOSSES))
-    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
-    p.add_argument("--lr", type=float, help="learning rate (default: per data set)")
-    p.add_argument("--momentum", type=float, default=defaults.momentum,
-                   help="for --optimizer momentum and nesterov (default 0.9)")
-    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="hidden layer sizes; 'none' gives the linear classifier")
+    p.add_argument("--activation", choices=list(ACTIVATIONS),
+                   help=f"the hidden layers' non-linearity (default: {defaults.activation})")
+    p.add_argument("--dropout", type=float, default=defaults.dropout)
+    p.add_argument("--loss", default=defaults.loss, choices=list(LOSSES))
+    p.add_argument("--optimizer", default=defaults.optimizer, choices=list(OPTIMIZERS))
+    p.add_argument("--lr", type=float, help=_lr_help())
+    p.add_argument("--momentum", type=float,
+                   help=f"for --optimizer momentum and nesterov (default: {defaults.momentum})")
+    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
                    help="the optimizer's weight decay: wd * W added to the gradient, or "
                         "for adamw the weights shrunk by lr * wd each step")
-    p.add_argument("--reg", type=float, default=0.0,
+    p.add_argument("--reg", type=float, default=defaults.reg,
                    help="lambda of the loss term lambda * sum(W^2) over weights")
-    p.add_argument("--lr-schedule", default="none", choices=list(SCHEDULES))
-    p.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up")
-    p.add_argument("--epochs", type=int, help="default: per data set")
+    p.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=list(SCHEDULES))
+    p.add_argument("--warmup", type=int, default=defaults.warmup,
+                   help="epochs of linear warm-up")
+    p.add_argument("--epochs", type=int, help=f"default: per data set: {epochs}; with "
+                   "--resume, a larger number extends the run")
+    p.add_argument("--schedule-epochs", type=int,
+                   help="the epochs the learning-rate schedule spans (default: --epochs when "
+                        "the run starts; it stays fixed when a run is extended)")
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--patience", type=int,
-                   help="stop after this many epochs without a better validation accuracy")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="folder for the checkpoint, summary.json, history.csv, plots")
+                   help="stop after this many epochs without a better validation accuracy "
+                        "(default: no early stopping)")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--out", help="folder for the checkpoints, summary.json, history.csv, "
+                                 "pictures (default: a new folder runs/<dataset>-<n>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own options")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     p.add_argument("--diagnose", action="store_true",
                    help="watch for dead ReLUs, saturation and bad update sizes per layer; "
                         "writes diagnostics.png")
@@ -73,22 +121,28 @@ def make_parser() -> argparse.ArgumentParser:
     from .viz import recording
 
     parser = _Parser(prog="chainrule", description="Backpropagation you can see.")
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = commands.add_parser("train", help="train an MLP on a data set")
     _add_train_options(train)
     recording.add_arguments(train)
     ev = commands.add_parser("evaluate", help="re-evaluate a trained model")
-    ev.add_argument("--checkpoint", required=True, help="the --out folder of a training run")
-    ev.add_argument("--data-dir")
+    ev.add_argument("--checkpoint", required=True,
+                    help="a checkpoint file (model.crk, best.crk, checkpoint.crk), or a run's "
+                         "folder for its model.crk")
+    ev.add_argument("--data-dir", help="where the data set's files are (default: where "
+                                       "the run found them)")
     for name, text in (("graph", "draw the computational graph of a small formula"),
                        ("explain", "show the backward pass of a small formula step by step")):
         p = commands.add_parser(name, help=text)
         p.add_argument("expression", help='a formula such as "(x + y) * z"')
-        p.add_argument("--values", default="", help="the variables, e.g. x=-2,y=5,z=-4")
+        p.add_argument("--values", help="the variables, e.g. x=-2,y=5,z=-4 (default: none)")
         if name == "graph":
-            p.add_argument("--out", help="file to write (default: print to the terminal)")
-            p.add_argument("--format", choices=("svg", "dot"),
-                           help="default: from --out's suffix, else svg")
+            p.add_argument("--out", help="the file to write: .svg, .png, .pdf or .dot "
+                                         "(default: a new graph-<n>.svg here)")
+            p.add_argument("--layout", choices=("builtin", "graphviz"),
+                           help="who places the boxes (default: graphviz when its 'dot' "
+                                "program is installed, else builtin)")
         else:
             p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     from .viz import player_cli
@@ -100,8 +154,8 @@ def make_parser() -> argparse.ArgumentParser:
     playground_cli.add_arguments(commands.add_parser(
         "playground", help="a local web app that trains a network live and shows its gradients"))
     demo = commands.add_parser("demo", help="the lecture's examples, then a training run")
-    demo.add_argument("--out", default="runs/demo", help="where the training run goes")
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--out", default="runs/demo", help="where the drawings and the run go")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return parser
 
 
@@ -109,13 +163,36 @@ def config_from_args(args) -> RunConfig:
     hidden = [] if args.hidden == [None] else args.hidden
     if None in hidden:
         raise UsageError("--hidden: 'none' cannot be mixed with sizes")
+    defaults = RunConfig()
     return RunConfig(
         dataset=args.dataset, data_dir=args.data_dir, hidden=hidden,
-        activation=args.activation, dropout=args.dropout, loss=args.loss,
-        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        activation=args.activation or defaults.activation, dropout=args.dropout,
+        loss=args.loss, optimizer=args.optimizer, lr=args.lr,
+        momentum=defaults.momentum if args.momentum is None else args.momentum,
         weight_decay=args.weight_decay, reg=args.reg, lr_schedule=args.lr_schedule,
-        warmup=args.warmup, epochs=args.epochs, batch_size=args.batch_size,
-        patience=args.patience, seed=args.seed, out=args.out)
+        warmup=args.warmup, epochs=args.epochs, schedule_epochs=args.schedule_epochs,
+        batch_size=args.batch_size, patience=args.patience, seed=args.seed, out=args.out)
+
+
+def _warn_ignored(args):
+    """Options given that this run would not use: say so rather than drop them silently."""
+    if args.momentum is not None and args.optimizer not in MOMENTUM_OPTIMIZERS:
+        warn(f"--momentum is ignored: it is used by --optimizer momentum and nesterov, "
+             f"not {args.optimizer}")
+    if args.activation is not None and args.hidden == [None]:
+        warn("--activation is ignored: --hidden none has no hidden layer")
+    if args.dropout and args.hidden == [None]:
+        warn("--dropout is ignored: --hidden none has no hidden layer")
+    _warn_data_dir(args.data_dir, args.dataset)
+
+
+def _warn_data_dir(data_dir, dataset):
+    if data_dir is None:
+        return
+    if dataset in GENERATED_DATASETS:
+        warn(f"--data-dir is ignored: {dataset} is generated, not read from files")
+    elif dataset in BUNDLED_DATASETS:
+        warn(f"--data-dir is ignored: {dataset} comes with scikit-learn")
 
 
 def _check_resume(args):
@@ -127,8 +204,8 @@ def _check_resume(args):
     defaults = vars(make_parser().parse_args(["train"]))
     wanted = config_from_args(args).to_dict()
     differ = [f"--{k.replace('_', '-')}" for k, v in wanted.items()
-              if k not in ("out", "data_dir") and getattr(args, k, v) != defaults.get(k, v)
-              and v != saved.get(k)]
+              if k not in ("out", "data_dir", "epochs")
+              and getattr(args, k, v) != defaults.get(k, v) and v != saved.get(k)]
     if differ:
         raise UsageError(f"--resume continues the run in {args.out} with the options it was "
                          f"started with; {', '.join(differ)} differ from them (leave them "
@@ -140,6 +217,11 @@ def _train(args):
 
     if args.resume:
         _check_resume(args)
+    else:
+        config_from_args(args).resolved()  # a bad option is refused before anything else
+        _warn_ignored(args)
+    if args.out is None and not args.resume:
+        args.out = str(experiment.new_run_folder(args.dataset))
     callbacks = []
     if args.diagnose:
         from .diagnostics import DiagnosticsMonitor
@@ -171,23 +253,46 @@ def _format_summary(summary, out):
 def _evaluate(args):
     from . import experiment
 
+    if args.data_dir is not None:
+        _, state = experiment.read_checkpoint(args.checkpoint)
+        _warn_data_dir(args.data_dir, RunConfig.from_dict(state["config"]).dataset)
     results = experiment.evaluate(args.checkpoint, data_dir=args.data_dir)
     print(json.dumps(results, indent=2))
+
+
+GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
 
 
 def _formula(args):
     from .viz import parse_expression, parse_values
 
-    output, _ = parse_expression(args.expression, parse_values(args.values))
+    values = parse_values(args.values or "")
+    output, leaves = parse_expression(args.expression, values)
+    unused = [name for name in values if name not in leaves]
+    if unused:
+        warn(f"--values: {', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not in "
+             f"the formula {args.expression!r}; ignored")
     return output
+
+
+def _fresh_file(stem, suffix) -> str:
+    """``stem.suffix`` in the current folder, or ``stem-2.suffix``... if that exists."""
+    for n in itertools.count(1):
+        path = Path(f"{stem}{'' if n == 1 else f'-{n}'}{suffix}")
+        if not path.exists():
+            return str(path)
 
 
 def _graph(args):
     from .viz import draw_graph
 
-    fmt = args.format or ("dot" if args.out and args.out.endswith(".dot") else "svg")
-    drawing = draw_graph(_formula(args), path=args.out, format=fmt)
-    print(f"wrote {args.out}" if args.out else drawing)
+    out = args.out if args.out is not None else _fresh_file("graph", ".svg")
+    fmt = GRAPH_FORMATS.get(Path(out).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"--out {out}: the drawing's format follows the file name's "
+                         f"extension, one of {', '.join(GRAPH_FORMATS)}")
+    draw_graph(_formula(args), path=out, format=fmt, layout=args.layout or "auto")
+    print(f"wrote {out}")
 
 
 def _explain(args):

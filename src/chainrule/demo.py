@@ -4,9 +4,10 @@ nothing is downloaded)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from .experiment import RunConfig, train
+from .experiment import RunConfig, earlier_run_files, train
 from .tensor import float64, tensor
 from .viz import draw_graph, explain
 
@@ -43,10 +44,36 @@ def run_demo(out="runs/demo", progress=None):
     out.mkdir(parents=True, exist_ok=True)
     lecture_examples(out)
     _heading("3. a 2-layer network f = W2 max(0, W1 x) trained on handwritten digits")
-    summary = train(RunConfig(dataset="digits", hidden=[100], out=str(out / "digits")),
-                    progress=progress)
+    run_dir = out / "digits"
+    if earlier_run_files(run_dir):
+        print(f"(replacing the demo's earlier run in {run_dir}/)")
+    summary = train(RunConfig(dataset="digits", hidden=[100], out=str(run_dir)),
+                    progress=progress, replace=True)
     print(f"{summary['epochs']} epochs in {summary['seconds']:.1f} s: "
           f"train accuracy {summary['train_accuracy']:.1%}, "
           f"test accuracy {summary['test_accuracy']:.1%}")
     print(f"results (summary.json, history.csv, curves.png, templates.png, checkpoints) "
-          f"are in {out / 'digits'}/")
+          f"are in {run_dir}/")
+    print(next_steps(run_dir))
+
+
+def next_steps(run_dir) -> str:
+    """What to type next: the command lives in the project's virtual environment."""
+    command = _command_name()
+    return "\n".join([
+        "",
+        "Next: the `chainrule` command is installed in .venv. Run it as",
+        f"  {command} train --dataset spiral",
+        f"  {command} evaluate --checkpoint {run_dir}",
+        f"  {command} --help",
+        "or activate the environment first (source .venv/bin/activate) and type `chainrule`.",
+    ])
+
+
+def _command_name() -> str:
+    """The path of the ``chainrule`` script beside this Python, relative when possible."""
+    script = Path(sys.executable).parent / "chainrule"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)

@@ -22,6 +22,11 @@ HEALTHY_RATIO = (1e-4, 1e-2)  # update / weight norms outside this band get a wa
 SATURATION = {Sigmoid: (0.05, 0.95), Tanh: (-0.95, 0.95)}
 SATURATED_UNIT = 0.9  # a unit saturated on this fraction of examples counts as saturated
 ALERT_FRACTION = 0.5  # warn when this fraction of a layer's units is dead or saturated
+# Update sizes are judged only once the weights have left their initial values (the first
+# steps move them fast, which is healthy), and only when a bad size persists for several
+# epochs; a rate that a schedule or warm-up lowered on purpose is not called too small.
+SETTLING_STEPS = 100
+PERSISTENT_EPOCHS = 3
 
 
 class DiagnosticsMonitor(Callback):
@@ -39,6 +44,8 @@ class DiagnosticsMonitor(Callback):
         self.records: list[dict] = []
         self.warnings: list[tuple[int, str]] = []
         self._warned: set[tuple[str, str]] = set()
+        self._streaks: dict[tuple[str, str], int] = {}
+        self._steps = 0
         self._handles = []
 
     # ----- set-up -------------------------------------------------------------------------
@@ -84,6 +91,7 @@ class DiagnosticsMonitor(Callback):
             self._before[name] = layer.weight.data.copy()
 
     def on_step_end(self, trainer):
+        self._steps += 1
         for name, layer in self._linears:
             weight = layer.weight.data
             norm = np.linalg.norm(weight)
@@ -112,9 +120,16 @@ class DiagnosticsMonitor(Callback):
                 "grad_norm": float(np.mean(grads)) if grads else None,
                 "update_ratio": float(np.mean(ratios)) if ratios else None}
         self.records.append({"epoch": epoch, "layers": layers})
-        self._warn(epoch, layers)
+        group = trainer.optimizer.param_groups[0]
+        full_rate = record.get("lr", group["lr"]) >= group.get("initial_lr", group["lr"])
+        self._warn(epoch, layers, settled=self._steps >= SETTLING_STEPS, full_rate=full_rate)
 
-    def _warn(self, epoch, layers):
+    def _persists(self, layer, kind, now) -> bool:
+        streak = self._streaks.get((layer, kind), 0) + 1 if now else 0
+        self._streaks[(layer, kind)] = streak
+        return streak >= PERSISTENT_EPOCHS
+
+    def _warn(self, epoch, layers, settled=True, full_rate=True):
         """Add a warning the first time each layer shows each kind of trouble."""
         for layer, entry in layers.items():
             messages = {}
@@ -128,8 +143,10 @@ class DiagnosticsMonitor(Callback):
                 messages["saturated"] = (f"layer {layer}: {saturated:.0%} of the units are "
                                 "saturated; their local gradient is near zero, so the layers below "
                                 "barely learn (try relu, or smaller weights or inputs)")
-            if ratio is not None and not HEALTHY_RATIO[0] <= ratio <= HEALTHY_RATIO[1]:
-                size = "large" if ratio > HEALTHY_RATIO[1] else "small"
+            large = settled and ratio is not None and ratio > HEALTHY_RATIO[1]
+            small = settled and full_rate and ratio is not None and ratio < HEALTHY_RATIO[0]
+            if self._persists(layer, "large", large) | self._persists(layer, "small", small):
+                size = "large" if large else "small"
                 hint = "lower" if size == "large" else "raise"
                 messages["ratio"] = (f"layer {layer}: updates are {ratio:.1e} of the weights, "
                                 f"far from the healthy ~1e-3; the learning rate looks too "
@@ -140,6 +157,9 @@ class DiagnosticsMonitor(Callback):
                     self.warnings.append((epoch, text))
 
     def on_train_end(self, trainer):
+        unfinished = getattr(trainer, "diverged_at", None)
+        if unfinished and (not self.records or self.records[-1]["epoch"] < unfinished["epoch"]):
+            self.on_epoch_end(trainer, {"epoch": unfinished["epoch"]})  # what led up to it
         for handle in self._handles:
             handle.remove()
         if self.out_dir is None or not self.records:

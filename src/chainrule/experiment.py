@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from . import optim
 from .data import Standardize, load_dataset
@@ -17,24 +19,60 @@ from .errors import ChainruleError, CheckpointError
 from .nn import ACTIVATIONS, MLP
 from .optim import lr_scheduler
 from .serialization import load, save
-from .train import CHECKPOINT, LOSSES, Trainer
+from .train import BEST, CHECKPOINT, LOSSES, Trainer, TrainingDiverged
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 MODEL = "model.crk"
 
+GENERATED_DATASETS = ("spiral", "moons", "circles", "xor")  # made from the seed, no files
+BUNDLED_DATASETS = ("digits", "iris")  # shipped inside scikit-learn
+
 # Options left unset take these per-data-set values: tiny 2-D sets need many short epochs
-# and a larger step; image sets fewer epochs.
+# and a larger step (``lr_scale`` times the optimizer's rate); image sets fewer epochs.
 DATASET_DEFAULTS = {
-    "spiral": {"epochs": 300, "lr": 1e-2},
-    "moons": {"epochs": 200, "lr": 1e-2},
-    "circles": {"epochs": 200, "lr": 1e-2},
-    "xor": {"epochs": 200, "lr": 1e-2},
-    "iris": {"epochs": 150, "lr": 1e-2},
-    "digits": {"epochs": 40, "lr": 1e-3},
-    "mnist": {"epochs": 15, "lr": 1e-3},
-    "fashion-mnist": {"epochs": 15, "lr": 1e-3},
-    "cifar10": {"epochs": 20, "lr": 1e-3},
+    "spiral": {"epochs": 300, "lr_scale": 10},
+    "moons": {"epochs": 200, "lr_scale": 10},
+    "circles": {"epochs": 200, "lr_scale": 10},
+    "xor": {"epochs": 200, "lr_scale": 10},
+    "iris": {"epochs": 150, "lr_scale": 10},
+    "digits": {"epochs": 40, "lr_scale": 1},
+    "mnist": {"epochs": 15, "lr_scale": 1},
+    "fashion-mnist": {"epochs": 15, "lr_scale": 1},
+    "cifar10": {"epochs": 20, "lr_scale": 1},
 }
+# The learning rate each optimizer starts from on standardised image data: plain SGD needs
+# a step about a hundred times larger than the adaptive methods, which divide by the
+# gradient's running size.
+class OptimizerChoice(NamedTuple):
+    lr: float  # the default learning rate, before the data set's scale
+    build: Callable  # build(params, config) -> the optimizer
+
+
+# Each optimizer by its command-line name. A name exists only with its builder and its
+# default rate, so options, help and construction cannot disagree.
+OPTIMIZERS = {
+    "sgd": OptimizerChoice(1e-1, lambda params, c: optim.SGD(
+        params, lr=c.lr, weight_decay=c.weight_decay)),
+    "momentum": OptimizerChoice(1e-2, lambda params, c: optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)),
+    "nesterov": OptimizerChoice(1e-2, lambda params, c: optim.SGD(
+        params, lr=c.lr, momentum=c.momentum, nesterov=True, weight_decay=c.weight_decay)),
+    "rmsprop": OptimizerChoice(1e-3, lambda params, c: optim.RMSprop(
+        params, lr=c.lr, weight_decay=c.weight_decay)),
+    "adam": OptimizerChoice(1e-3, lambda params, c: optim.Adam(
+        params, lr=c.lr, weight_decay=c.weight_decay)),
+    "adamw": OptimizerChoice(1e-3, lambda params, c: optim.AdamW(
+        params, lr=c.lr, weight_decay=c.weight_decay)),
+    "adagrad": OptimizerChoice(1e-2, lambda params, c: optim.Adagrad(
+        params, lr=c.lr, weight_decay=c.weight_decay)),
+}
+MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
+
+
+def default_lr(optimizer: str, dataset: str) -> float:
+    """The learning rate used when none is given: the optimizer's, scaled for the data set."""
+    scale = DATASET_DEFAULTS.get(dataset, {}).get("lr_scale", 1)
+    return OPTIMIZERS[optimizer].lr * scale
 
 
 @dataclass
@@ -55,6 +93,7 @@ class RunConfig:
     lr_schedule: str = "none"
     warmup: int = 0
     epochs: int | None = None
+    schedule_epochs: int | None = None
     batch_size: int = 64
     patience: int | None = None
     seed: int = 0
@@ -63,9 +102,11 @@ class RunConfig:
     def resolved(self) -> RunConfig:
         """This config with the data set's defaults filled in and every value checked."""
         defaults = DATASET_DEFAULTS.get(self.dataset, {})
+        epochs = self.epochs if self.epochs is not None else defaults.get("epochs", 20)
         config = dataclasses.replace(
-            self, lr=self.lr if self.lr is not None else defaults.get("lr", 1e-3),
-            epochs=self.epochs if self.epochs is not None else defaults.get("epochs", 20))
+            self, lr=self.lr if self.lr is not None else default_lr(self.optimizer, self.dataset),
+            epochs=epochs,
+            schedule_epochs=self.schedule_epochs if self.schedule_epochs is not None else epochs)
         config.validate()
         return config
 
@@ -78,6 +119,14 @@ class RunConfig:
         for size in self.hidden:
             positive("hidden", size)
         positive("epochs", self.epochs)
+        if self.schedule_epochs is not None:
+            positive("schedule_epochs", self.schedule_epochs)
+            if self.lr_schedule == "cosine" and self.epochs > self.schedule_epochs:
+                raise ChainruleError(
+                    f"--lr-schedule cosine brings the learning rate down to 0 over "
+                    f"{self.schedule_epochs} epochs (--schedule-epochs), so epochs after "
+                    f"that would not train; for {self.epochs} epochs start a new run with "
+                    f"--epochs {self.epochs}")
         positive("batch_size", self.batch_size)
         positive("lr", self.lr, (int, float))
         if self.patience is not None:
@@ -113,20 +162,6 @@ def build_model(config: RunConfig, num_features: int, num_classes: int) -> MLP:
                dropout=config.dropout, seed=config.seed)
 
 
-# Each optimizer and schedule by its command-line name: name -> builder. A name exists only
-# with its builder, so options, help and construction cannot disagree.
-OPTIMIZERS = {
-    "sgd": lambda params, c: optim.SGD(params, lr=c.lr, weight_decay=c.weight_decay),
-    "momentum": lambda params, c: optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                            weight_decay=c.weight_decay),
-    "nesterov": lambda params, c: optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                            nesterov=True, weight_decay=c.weight_decay),
-    "rmsprop": lambda params, c: optim.RMSprop(params, lr=c.lr, weight_decay=c.weight_decay),
-    "adam": lambda params, c: optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay),
-    "adamw": lambda params, c: optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay),
-    "adagrad": lambda params, c: optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay),
-}
-
 # name -> builder(optimizer, epochs after warm-up): the per-epoch schedule, or None.
 SCHEDULES = {
     "none": lambda opt, epochs: None,
@@ -140,12 +175,17 @@ SCHEDULES = {
 
 
 def build_optimizer(config: RunConfig, params):
-    return OPTIMIZERS[config.optimizer](list(params), config)
+    return OPTIMIZERS[config.optimizer].build(list(params), config)
 
 
 def build_scheduler(config: RunConfig, optimizer):
-    """The per-epoch schedule, preceded by ``warmup`` epochs of linear warm-up."""
-    main = SCHEDULES[config.lr_schedule](optimizer, max(config.epochs - config.warmup, 1))
+    """The per-epoch schedule, preceded by ``warmup`` epochs of linear warm-up.
+
+    Its shape depends on ``config.schedule_epochs`` (the run's first ``epochs``), never on
+    ``epochs`` itself: a run extended later keeps the rates it has already used.
+    """
+    span = config.schedule_epochs if config.schedule_epochs is not None else config.epochs
+    main = SCHEDULES[config.lr_schedule](optimizer, max(span - config.warmup, 1))
     if not config.warmup:
         return main
     if isinstance(main, lr_scheduler.ReduceLROnPlateau):
@@ -171,11 +211,57 @@ def prepare_data(config: RunConfig, scaler_state=None):
     return data, scaler
 
 
-def train(config: RunConfig, resume=False, progress=None, callbacks=()) -> dict:
+RUN_FILES = (CHECKPOINT, BEST, MODEL, "summary.json", "history.csv", "curves.png",
+             "boundary.png", "templates.png", "diagnostics.png", "diagnostics.json")
+
+
+def new_run_folder(dataset: str, root="runs") -> Path:
+    """A folder ``root/<dataset>-<n>`` that did not exist before (created here, so two runs
+    started at once never share one)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = root / f"{dataset}-{n}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+
+
+def earlier_run_files(out) -> list[str]:
+    """The files of a training run already in the folder ``out``."""
+    out = Path(out)
+    return [name for name in RUN_FILES if (out / name).exists()]
+
+
+def train(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False) -> dict:
     """Run ``config`` and write its results into ``config.out`` (if set); returns the
-    summary. With ``resume``, continue the run saved in ``config.out``."""
+    summary. See ``run_training``."""
+    return run_training(config, resume, progress, callbacks, replace)[0]
+
+
+def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False):
+    """Train ``config``; returns (summary, trainer, scaler).
+
+    With ``resume``, continue the run saved in ``config.out`` with its own options; a
+    larger ``config.epochs`` extends it (the schedule keeps its span, so the numbers are
+    those of one uninterrupted run of that length with the same ``schedule_epochs``).
+    Without it, a folder that holds an earlier run is refused, or with ``replace`` its
+    files are deleted first, so no picture of the earlier run stays beside the new ones.
+    If training diverges, the pictures of the epochs before are still drawn.
+    """
     if resume:  # the saved options, but the folder as given now (it may have moved)
-        config = dataclasses.replace(saved_config(config.out), out=config.out)
+        config = resumed_config(config)
+    elif config.out is not None:
+        earlier = earlier_run_files(config.out)
+        if earlier and not replace:
+            raise ChainruleError(
+                f"{config.out} already holds a run ({', '.join(earlier[:3])}); continue it "
+                f"with --resume, or choose a new --out (leave --out out for a fresh folder "
+                f"under runs/)")
+        for name in earlier:
+            (Path(config.out) / name).unlink()
     config = config.resolved()
     data, scaler = prepare_data(config)
     model = build_model(config, data.num_features, data.num_classes)
@@ -185,34 +271,77 @@ def train(config: RunConfig, resume=False, progress=None, callbacks=()) -> dict:
                       epochs=config.epochs, batch_size=config.batch_size,
                       patience=config.patience, seed=config.seed, out_dir=config.out,
                       progress=progress, callbacks=callbacks, config=config.to_dict())
-    summary = trainer.fit(data, resume=resume)
+    try:
+        summary = trainer.fit(data, resume=resume)
+    except TrainingDiverged as e:
+        if config.out is None:
+            raise
+        unfinished = dict(getattr(trainer, "diverged_at", None) or {})
+        history = trainer.history + ([{**unfinished, "val_loss": None, "val_accuracy": None}]
+                                     if unfinished else [])
+        drawn = write_pictures(Path(config.out), model, data, history, scaler=scaler,
+                               config=config, diverged=True)
+        watched = Path(config.out) / "diagnostics.png"
+        if any(getattr(cb, "out_dir", None) for cb in callbacks) and watched.exists():
+            drawn.append(str(watched))
+        if drawn:
+            names = " and ".join(Path(p).name for p in drawn)
+            verb = "shows" if len(drawn) == 1 else "show"
+            raise TrainingDiverged(f"{e}; {names} in {config.out} {verb} the run up to "
+                                   "there") from None
+        raise
     summary["dataset"] = repr(data)
     if config.out is not None:
         out = Path(config.out)
         save({"config": config.to_dict(), "model": model.state_dict(),
               "scaler": scaler.state_dict()}, out / MODEL)
-        summary["pictures"] = write_pictures(out, model, data, trainer.history)
+        summary["pictures"] = write_pictures(out, model, data, trainer.history,
+                                             scaler=scaler, config=config)
         if not summary["pictures"]:
             summary["note"] = 'no pictures: matplotlib is missing (pip install "chainrule[plot]")'
         trainer.write_summary(summary)  # again, now with the pictures
-    return summary
+    return summary, trainer, scaler
 
 
-def write_pictures(out: Path, model, data, history) -> list[str]:
+def resumed_config(config: RunConfig) -> RunConfig:
+    """The options saved in ``config.out``, with ``config.epochs`` (if given) as the new
+    length; the schedule keeps the span it started with."""
+    state = _checkpoint_state(config.out)
+    saved = RunConfig.from_dict(state["config"])
+    if saved.schedule_epochs is None:  # a run saved before schedules had their own span
+        saved.schedule_epochs = saved.epochs
+    epochs = saved.epochs if config.epochs is None else config.epochs
+    finished = int(state.get("epoch", 0))
+    if isinstance(epochs, int) and epochs < finished:
+        raise ChainruleError(f"the run in {config.out} has already finished {finished} epochs; "
+                             f"--epochs {epochs} would not continue it")
+    return dataclasses.replace(saved, out=config.out, epochs=epochs)
+
+
+def write_pictures(out: Path, model, data, history, scaler=None, config=None,
+                   diverged=False) -> list[str]:
     """curves.png always; boundary.png for 2-D data; templates.png for images (none
-    without matplotlib, an optional extra)."""
-    if importlib.util.find_spec("matplotlib") is None:
+    without matplotlib, an optional extra). For a run that ``diverged`` only the curves."""
+    if importlib.util.find_spec("matplotlib") is None or not history:
         return []
     from . import plots
 
-    written = [plots.plot_curves(history, out / "curves.png")]
+    title = (f"Training curves: diverged in epoch {history[-1]['epoch']}" if diverged
+             else None)
+    written = [plots.plot_curves(history, out / "curves.png", title=title)]
+    if diverged:
+        return [str(written[0])]
     if data.num_features == 2:
         written.append(plots.plot_boundary(lambda X: predict(model, X), data.X_train,
                                            data.y_train, out / "boundary.png",
                                            title=f"{data.name}: decision regions"))
     if data.image_shape is not None:
         first = model.linear_layers()[0].weight.data
-        written.append(plots.plot_templates(first, data.image_shape, out / "templates.png"))
+        linear = len(model.linear_layers()) == 1  # one row per class: a template per class
+        titles = class_names(data) if linear else None
+        written.append(plots.plot_templates(
+            first, data.image_shape, out / "templates.png", titles=titles,
+            title="Class templates: the linear classifier's weights" if linear else None))
     return [str(p) for p in written]
 
 
@@ -223,34 +352,78 @@ def predict(model, X):
         return model(X).data.argmax(axis=1)
 
 
-def saved_config(out) -> RunConfig:
+CLASS_NAMES = {
+    "fashion-mnist": ["T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                      "sneaker", "bag", "boot"],
+    "cifar10": ["plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+                "truck"],
+}
+
+
+def class_names(data) -> list[str]:
+    """A short name per class: the data set's own, else the class index."""
+    names = CLASS_NAMES.get(data.name)
+    return list(names) if names else [str(c) for c in range(data.num_classes)]
+
+
+def _checkpoint_state(out) -> dict:
     if out is None:
         raise ChainruleError("--resume needs --out, the folder of the run to continue")
     path = Path(out) / CHECKPOINT
     if not path.exists():
         raise CheckpointError(f"cannot resume: no checkpoint at {path}")
-    return RunConfig.from_dict(load(path)["config"])
+    return load(path)
 
 
-def evaluate(run_dir, data_dir=None) -> dict:
-    """Re-evaluate the model a run saved (``model.crk``, else its last checkpoint) on every
+def saved_config(out) -> RunConfig:
+    return RunConfig.from_dict(_checkpoint_state(out)["config"])
+
+
+def read_checkpoint(path) -> tuple[Path, dict]:
+    """The file ``path`` names (a folder: its ``model.crk``) and its contents, which must be
+    those of a training run: a model and the options that built it."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MODEL).exists():
+            found = [n for n in (CHECKPOINT, BEST) if (path / n).exists()]
+            hint = (f"; give a checkpoint file instead, e.g. {path / found[0]}" if found
+                    else "")
+            raise CheckpointError(f"no {MODEL} in {path} (a run writes it when it "
+                                  f"finishes){hint}")
+        path = path / MODEL
+    elif not path.exists():
+        raise CheckpointError(f"no such checkpoint or run folder: {path}")
+    state = load(path)
+    if not isinstance(state, dict) or "model" not in state:
+        raise CheckpointError(f"{path} is a chainrule checkpoint but not one of a training "
+                              "run (it has no model)")
+    if "config" not in state:  # best.crk of an older run: the options are beside it
+        for name in (MODEL, CHECKPOINT):
+            sibling = path.parent / name
+            if sibling != path and sibling.exists():
+                state = {**state, "config": load(sibling)["config"]}
+                break
+        else:
+            raise CheckpointError(f"{path} does not say which options built its model")
+    return path, state
+
+
+def evaluate(checkpoint, data_dir=None) -> dict:
+    """Re-evaluate the model in ``checkpoint`` (a file: ``model.crk``, ``best.crk``,
+    ``checkpoint.crk`` or any checkpoint of a run; a folder: its ``model.crk``) on every
     split of its data set; returns {split: {"loss", "accuracy"}}."""
-    run_dir = Path(run_dir)
-    if run_dir.is_file():  # the model file itself rather than its folder
-        run_dir = run_dir.parent
-    for name in (MODEL, CHECKPOINT):
-        if (run_dir / name).exists():
-            state = load(run_dir / name)
-            break
-    else:
-        raise CheckpointError(f"no {MODEL} or {CHECKPOINT} in {run_dir}")
+    path, state = read_checkpoint(checkpoint)
     config = RunConfig.from_dict(state["config"])
     if data_dir is not None:
         config.data_dir = data_dir
     config = config.resolved()
     data, _ = prepare_data(config, state.get("scaler"))
     model = build_model(config, data.num_features, data.num_classes)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: its weights do not fit the model its options "
+                              f"describe ({e})") from None
     trainer = Trainer(model, build_optimizer(config, model.parameters()), loss=config.loss,
                       progress=False)
     results = {}

@@ -67,7 +67,9 @@ class Trainer:
             restore the best weights; None trains every epoch and keeps the last weights.
         seed: the seed of the minibatch order.
         out_dir: where checkpoints, ``history.csv`` and ``summary.json`` go (optional).
-        progress: show a progress bar (default: when stderr is a terminal).
+        progress: True for a progress bar (``tqdm.auto``: a widget in a notebook), "log"
+            for one line per epoch on stderr, False for nothing; the default is a bar in a
+            terminal or a notebook and one line per epoch otherwise (a log file, a pipe).
         callbacks: ``Callback`` objects.
         config: anything JSON-serialisable to store in checkpoints and the summary.
     """
@@ -87,7 +89,7 @@ class Trainer:
         self.reg, self.epochs, self.batch_size, self.patience = reg, epochs, batch_size, patience
         self.seed, self.callbacks, self.config = seed, list(callbacks), config or {}
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.progress = _default_progress() if progress is None else progress
         self.history: list[dict] = []
         self.best = {"val_accuracy": -1.0, "epoch": 0}
         self._best_state = None
@@ -110,6 +112,9 @@ class Trainer:
             loss, scores = self.training_loss(X, y)
             value = loss.item()
             if not math.isfinite(value):
+                self.diverged_at = {"epoch": epoch, "step": step, "lr": self.current_lr(),
+                                    "train_loss": total_loss / seen if seen else None,
+                                    "train_accuracy": correct / seen if seen else None}
                 last_good = self.out_dir / CHECKPOINT if self.out_dir else None
                 where = (f" the last good checkpoint is in {last_good};"
                          if last_good is not None and last_good.exists() else "")
@@ -174,7 +179,12 @@ class Trainer:
                 if bar is not None:
                     bar.set_description(f"epoch {epoch}/{self.epochs}")
                 lr = self.current_lr()
-                train_loss, train_acc = self._train_epoch(loader, epoch, bar)
+                try:
+                    train_loss, train_acc = self._train_epoch(loader, epoch, bar)
+                except TrainingDiverged:  # callbacks still report what they saw
+                    for cb in self.callbacks:
+                        cb.on_train_end(self)
+                    raise
                 val_loss, val_acc = self.evaluate(data.X_val, data.y_val)
                 self._step_scheduler(val_loss)
                 self._seconds += time.perf_counter() - started
@@ -196,6 +206,10 @@ class Trainer:
                 if bar is not None:
                     bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.3f}",
                                     val_acc=f"{val_acc:.3f}")
+                elif self.progress == "log":
+                    print(f"epoch {epoch}/{self.epochs}: loss {train_loss:.4f}, accuracy "
+                          f"{train_acc:.1%}, val accuracy {val_acc:.1%}, lr {lr:.3g} "
+                          f"({self._seconds:.1f} s)", file=sys.stderr, flush=True)
                 stopped_early = self.patience is not None and self._bad_epochs >= self.patience
         finally:
             if bar is not None:
@@ -218,11 +232,12 @@ class Trainer:
             self.scheduler.step()
 
     def _progress_bar(self, steps_per_epoch, first_epoch):
-        if not self.progress:
+        if not self.progress or self.progress == "log":
             return None
         try:
             from tqdm.auto import tqdm
-        except ImportError:  # the bar is optional: chainrule[progress]
+        except ImportError:  # the bar is optional (chainrule[progress]): log lines instead
+            self.progress = "log"
             return None
         total = steps_per_epoch * self.epochs
         return tqdm(total=total, initial=steps_per_epoch * (first_epoch - 1), unit="step",
@@ -261,7 +276,8 @@ class Trainer:
     def _checkpoint(self, epoch, loader, improved):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if improved:  # the best weights first: a resumed run recomputes them identically
-            save({"epoch": epoch, "model": self._best_state}, self.out_dir / BEST)
+            save({"epoch": epoch, "model": self._best_state, "config": self.config},
+                 self.out_dir / BEST)
         save(self._state(epoch, loader), self.out_dir / CHECKPOINT)
         self._write_history()
 
@@ -329,6 +345,13 @@ class Trainer:
         """Write ``summary`` (numbers, NumPy scalars and arrays allowed) to summary.json."""
         atomic_write_text(self.out_dir / "summary.json",
                           json.dumps(summary, indent=2, default=_json_default) + "\n")
+
+
+def _default_progress():
+    """A bar where one can redraw itself (a terminal, a notebook), else a line per epoch."""
+    if sys.stderr.isatty() or "ipykernel" in sys.modules:
+        return True
+    return "log"
 
 
 def _json_default(value):

@@ -25,14 +25,17 @@ def test_graph_writes_a_well_formed_svg(tmp_path, capsys):
     assert {"x", "y", "z", "-12"} <= words
 
 
-def test_graph_dot_to_stdout(capsys):
-    assert main(["graph", "sigmoid(w * x)", "--values", "w=2,x=-1", "--format", "dot"]) == 0
-    assert capsys.readouterr().out.startswith("digraph")
+def test_graph_dot_by_its_extension(tmp_path, capsys):
+    path = tmp_path / "g.dot"
+    assert main(["graph", "sigmoid(w * x)", "--values", "w=2,x=-1", "--out", str(path)]) == 0
+    assert path.read_text().startswith("digraph")
+    assert capsys.readouterr().out == f"wrote {path}\n"
 
 
 def test_hostile_expression_is_refused_in_one_line(tmp_path, capsys):
     marker = tmp_path / "pwned"
-    code = main(["graph", f"__import__('os').system('touch {marker}')"])
+    code = main(["graph", f"__import__('os').system('touch {marker}')", "--out",
+                 str(tmp_path / "g.svg")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "not allowed" in err
     assert not marker.exists()

@@ -55,8 +55,22 @@ def test_update_ratio_follows_the_learning_rate():
     large = fit(nn.MLP(2, [20], 3, seed=0), lr=1.0, optimizer=optim.SGD)
     ratio = lambda m: layer(m.records[-1], "0 (linear)")["update_ratio"]  # noqa: E731
     assert ratio(large) == pytest.approx(1000 * ratio(small), rel=0.5)
-    assert any("too large" in text for _, text in large.warnings)
     assert layer(large.records[-1], "0 (linear)")["grad_norm"] > 0
+
+
+def test_a_learning_rate_far_too_large_or_small_is_called_so():
+    large = fit(nn.MLP(2, [100], 3, seed=0), lr=5.0, epochs=30, optimizer=optim.SGD)
+    assert any("too large" in text for _, text in large.warnings)
+    small = fit(nn.MLP(2, [100], 3, seed=0), lr=1e-6, epochs=30)
+    assert any("too small" in text for _, text in small.warnings)
+
+
+def test_the_fast_first_steps_away_from_the_initial_weights_are_no_alarm():
+    # Adam at 1e-2 on the spiral (the default) moves the weights by ~1e-1 of their size in
+    # the first epochs, then settles in the healthy band.
+    monitor = fit(nn.MLP(2, [100], 3, seed=0), lr=1e-2, epochs=40)
+    assert max(layer(monitor.records[0], "2 (linear)")["update_ratio"], 0) > 1e-2
+    assert monitor.warnings == []
 
 
 def test_each_warning_is_given_once(tmp_path):

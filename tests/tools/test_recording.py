@@ -33,9 +33,14 @@ def test_record_keeps_the_first_steps_and_changes_nothing(tmp_path, capsys):
     assert first["loss"] > record["steps"][-1]["loss"] * 0.5
 
 
+def test_record_without_out_goes_to_the_new_run_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--dataset", "moons", "--record", "5", "--quiet"]) == 0
+    assert (tmp_path / "runs" / "moons-1" / "player.html").exists()
+    assert "runs/moons-1/player.html" in capsys.readouterr().out
+
+
 def test_record_refuses_what_it_cannot_keep(tmp_path, capsys):
-    assert main(["train", "--dataset", "moons", "--record", "5", "--quiet"]) == 2
-    assert "--record needs --out" in capsys.readouterr().err
     assert main(["train", "--dataset", "moons", "--hidden", "1000", "1000", "--record",
                  "2000", "--out", str(tmp_path / "r"), "--quiet", "--epochs", "1"]) == 2
     assert "too many to keep" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -339,11 +340,19 @@ def test_the_same_seed_gives_bitwise_identical_histories(spiral):
     assert without_seconds(other.history) != without_seconds(first.history)
 
 
-@pytest.mark.parametrize("progress", [None, False])
-def test_no_progress_output_when_stderr_is_not_a_terminal(spiral, capsys, progress):
-    make_trainer(epochs=3, progress=progress).fit(spiral)
+def test_no_progress_output_when_asked_for_none(spiral, capsys):
+    make_trainer(epochs=3, progress=False).fit(spiral)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_one_line_per_epoch_when_stderr_is_not_a_terminal(spiral, capsys):
+    make_trainer(epochs=3, progress=None).fit(spiral)
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert captured.out == "" and len(lines) == 3
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("val accuracy" in line and "\r" not in line for line in lines)
 
 
 def test_progress_true_draws_a_bar(spiral, capsys):
@@ -429,3 +438,13 @@ def test_svm_loss_is_the_multiclass_hinge_and_trains(spiral):
     summary = trainer.fit(spiral)
     assert trainer.history[-1]["train_loss"] < 0.3 * trainer.history[0]["train_loss"]
     assert summary["train_accuracy"] >= 0.95
+
+
+def test_a_notebook_gets_the_progress_bar_not_log_lines(monkeypatch):
+    import types
+
+    from chainrule.train import _default_progress
+
+    assert _default_progress() == "log"  # pytest's stderr is not a terminal
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert _default_progress() is True  # tqdm.auto then draws a notebook widget

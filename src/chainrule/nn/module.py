@@ -6,6 +6,8 @@ A Module registers the Parameters and sub-Modules assigned to its attributes, so
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import OrderedDict
 from typing import Iterator, NamedTuple
 
@@ -40,6 +42,40 @@ class RemovableHandle:
 
     def remove(self):
         self._hooks.pop(self._key, None)
+
+
+# Labels for drawings and explanations: when an outermost Module is called, its parameters
+# are remembered under their ``named_parameters()`` names and its input array as "X".
+# Only weak references are kept, so nothing stays alive because it was drawn.
+_labels: dict[int, tuple] = {}
+_calls = threading.local()
+
+
+def label_of(obj) -> str | None:
+    """The label a model call gave ``obj`` ("0.weight", "X"), or None."""
+    entry = _labels.get(id(obj))
+    return entry[1] if entry is not None and entry[0]() is obj else None
+
+
+def _remember(obj, label):
+    key = id(obj)
+
+    def forget(ref, key=key):
+        if _labels.get(key, (None,))[0] is ref:
+            del _labels[key]
+
+    try:
+        _labels[key] = (weakref.ref(obj, forget), label)
+    except TypeError:  # a value that cannot be weakly referenced is not labelled
+        pass
+
+
+def _remember_labels(module, args):
+    for name, p in module.named_parameters():
+        if p.name is None:
+            _remember(p, name)
+    if args and isinstance(args[0], np.ndarray | Tensor) and getattr(args[0], "name", None) is None:
+        _remember(args[0], "X")
 
 
 class Module:
@@ -102,7 +138,14 @@ class Module:
                                   "Module subclass computes its output there")
 
     def __call__(self, *args, **kwargs):
-        output = self.forward(*args, **kwargs)
+        depth = getattr(_calls, "depth", 0)
+        if depth == 0:
+            _remember_labels(self, args)
+        _calls.depth = depth + 1
+        try:
+            output = self.forward(*args, **kwargs)
+        finally:
+            _calls.depth = depth
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
                 result = hook(self, args, output)

@@ -2,7 +2,8 @@
 
 Each function draws one figure and writes it to ``path`` (PNG, or SVG/PDF by suffix),
 atomically, and returns the path as a ``pathlib.Path``; missing parent directories are
-created. matplotlib is an optional extra (``pip install "chainrule[plot]"``); it is imported
+created. Without a path it returns the matplotlib ``Figure``, which a notebook shows
+inline. matplotlib is an optional extra (``pip install "chainrule[plot]"``); it is imported
 only when a function is called, and figures are drawn on matplotlib's Agg canvas directly
 rather than through ``pyplot``, so no global state changes and an interactive backend a
 user has chosen is left alone.

@@ -1,5 +1,6 @@
 """Shared plumbing for the plots: a pyplot-free figure, atomic saving, small conversions."""
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +12,42 @@ _FORMATS = {"": "png", ".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 100
 
 
+@functools.cache
+def _figure_class():
+    from matplotlib.figure import Figure
+
+    class NotebookFigure(Figure):
+        """A Figure that Jupyter shows inline as PNG, with or without pyplot."""
+
+        def _repr_png_(self):
+            import io
+
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=DPI)
+            return buffer.getvalue()
+
+    return NotebookFigure
+
+
 def new_figure(width, height):
     """A Figure attached to an Agg canvas of ``width`` x ``height`` inches."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # noqa: F401  (fails here when missing)
     except ImportError as exc:
         raise ChainruleError(
             'plotting needs matplotlib; install it with: pip install "chainrule[plot]"'
         ) from exc
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    fig = _figure_class()(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
 def save(fig, path):
-    """Write ``fig`` atomically in the format its suffix names (PNG if none); return the path."""
+    """Write ``fig`` atomically in the format its suffix names (PNG if none); return the path.
+    Without a path, return the figure itself (a notebook shows it inline)."""
+    if path is None:
+        return fig
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:

@@ -27,7 +27,7 @@ def _predict_grid(predict, grid):
     return np.concatenate(labels)
 
 
-def plot_boundary(predict, X, y, path, title=None, resolution=300):
+def plot_boundary(predict, X, y, path=None, title=None, resolution=300):
     """The decision regions of a 2-D classifier, with the data points on top.
 
     ``predict`` maps a float32 array (M, 2) to integer labels (M,) (class scores (M, C) are
@@ -94,14 +94,15 @@ def _template_images(weights, image_shape):
     return np.where(span > 0, (images - low) / np.where(span > 0, span, 1), 0.5)
 
 
-def plot_templates(weights, image_shape, path, max_templates=100, titles=None):
+def plot_templates(weights, image_shape, path=None, max_templates=100, titles=None,
+                   title=None):
     """First-layer weights (H, D) drawn as images in a grid, one per hidden unit or class.
 
     Row ``i`` of ``weights`` is the "template" unit ``i`` matches its input against; it is
     reshaped to ``image_shape``, (h, w) for greyscale such as (8, 8) or (28, 28), or (3, h, w)
     channel-major for colour such as CIFAR's (3, 32, 32), and rescaled to [0, 1] on its own.
     At most ``max_templates`` are drawn; ``titles`` (one string per row, e.g. class names)
-    labels each image.
+    labels each image; ``title`` replaces the figure's title.
     """
     weights = as_array(weights, np.float64)
     if weights.ndim != 2 or len(weights) == 0:
@@ -122,11 +123,11 @@ def plot_templates(weights, image_shape, path, max_templates=100, titles=None):
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=9)
     units = f"{n} of {len(weights)}" if n < len(weights) else f"{n}"
-    fig.suptitle(f"First-layer weights as images ({units} templates)")
+    fig.suptitle(title or f"First-layer weights as images ({units} templates)")
     return save(fig, path)
 
 
-def plot_jacobian(J, path, title=None):
+def plot_jacobian(J, path=None, title=None):
     """A Jacobian matrix (M, N) as an image: entry (i, j) is d output_i / d input_j.
 
     Colours are signed and centred at zero (red positive, blue negative, white zero) with a

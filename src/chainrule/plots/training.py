@@ -18,6 +18,10 @@ def _draw_metric(ax, epochs, history, metric, fraction=False):
                     label=f"{split} (last {text})")
     ax.set_title(f"{metric} per epoch")
     epoch_axis(ax, epochs)
+    shown = np.concatenate([series(history, f"{s}_{metric}") for s in ("train", "val")])
+    shown = shown[np.isfinite(shown)]
+    if not fraction and shown.size and shown.min() > 0 and shown.max() > 1e3 * shown.min():
+        ax.set_yscale("log")  # a loss that exploded would flatten everything else
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -27,13 +31,14 @@ def _draw_metric(ax, epochs, history, metric, fraction=False):
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
 
 
-def plot_curves(history, path):
+def plot_curves(history, path=None, title=None):
     """Loss and accuracy per epoch, for training and (when present) validation data.
 
     ``history`` is a list of per-epoch dicts with keys ``epoch``, ``train_loss`` and
     ``train_accuracy`` (a fraction in [0, 1] or a percentage), and optionally ``val_loss``,
     ``val_accuracy`` and ``lr``; a missing or ``None`` value is skipped. A learning rate that
-    changes gets its own panel; a constant one is shown in the title. A single epoch works.
+    changes gets its own panel; a constant one is shown in the title (``title`` replaces
+    its first words). A single epoch works.
     """
     if not history:
         raise ChainruleError("plot_curves needs at least one epoch of history")
@@ -50,7 +55,7 @@ def plot_curves(history, path):
     is_fraction = bool(np.all(accuracies[~np.isnan(accuracies)] <= 1))  # else percentages
     _draw_metric(axes[0], epochs, history, "loss")
     _draw_metric(axes[1], epochs, history, "accuracy", fraction=is_fraction)
-    title = "Training curves"
+    title = title or "Training curves"
     if len(known_lrs) > 1:
         keep = ~np.isnan(lrs)
         axes[2].plot(epochs[keep], lrs[keep], color="tab:purple", marker=markers(keep.sum()))
@@ -70,7 +75,7 @@ def _layer_series(records, name, key):
     return series([r["layers"].get(name, {}) for r in records], key)
 
 
-def plot_diagnostics(records, path):
+def plot_diagnostics(records, path=None):
     """Per-layer health over epochs: dead/saturated units, gradient norms, update ratios.
 
     ``records`` is a list of per-epoch dicts ``{"epoch": int, "layers": {name: {
@@ -87,7 +92,7 @@ def plot_diagnostics(records, path):
     epochs = series(records, "epoch")
     marker = markers(len(records))
     fig = new_figure(16, 4.5)
-    ax_units, ax_grad, ax_ratio = fig.subplots(1, 3)
+    ax_units, ax_grad, ax_ratio = fig.subplots(1, 3, sharex=True)  # gaps stay visible
     ax_ratio.axhspan(1e-4, 1e-2, color="tab:green", alpha=0.12, label="healthy 1e-4 to 1e-2")
     ax_ratio.axhline(1e-3, color="tab:green", linestyle="--", linewidth=1)
     measured = False

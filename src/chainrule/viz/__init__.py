@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from .._io import atomic_write_text
+from .._io import atomic_write, atomic_write_text
 from ..errors import ChainruleError
 from ..tensor import Tensor
 from .dot import graphviz_available, render_with_graphviz, to_dot
@@ -28,15 +28,17 @@ from .svg import render_svg
 __all__ = ["GraphDrawing", "draw_graph", "explain", "Explanation", "parse_expression",
            "parse_values", "player"]
 
-FORMATS = ("svg", "dot")
-LAYOUTS = ("auto", "graphviz", "python")
+FORMATS = ("svg", "dot", "png", "pdf")
+LAYOUTS = ("auto", "graphviz", "builtin")
+_LAYOUT_ALIASES = {"python": "builtin"}  # the built-in layout's former name
 
 
 class GraphDrawing(str):
     """A rendered graph: the document's text itself (a ``str``), plus a little more.
 
-    ``format`` is "svg" or "dot"; ``svg`` is the SVG text (None for DOT text unless
-    Graphviz can render it); Jupyter shows an SVG drawing inline (``_repr_svg_``);
+    ``format`` is "svg" or "dot" (a PNG or PDF drawing is returned as its SVG); ``svg``
+    is the SVG text (None for DOT text unless Graphviz can render it); Jupyter shows an
+    SVG drawing inline (``_repr_svg_``);
     ``save(path)`` writes the text atomically; ``str(drawing)`` or ``print(drawing)``
     give the whole document, while ``repr`` stays one line.
     """
@@ -74,11 +76,13 @@ class GraphDrawing(str):
         return os.fspath(path)
 
 
-def draw_graph(output, path=None, format="svg", show_grad=True, show_values=True,
-               layout="auto") -> GraphDrawing:
+def draw_graph(output, path=None, format=None, show_grad=True, show_values=True,
+               layout="auto", names=None) -> GraphDrawing:
     """Draw the computational graph that produced ``output``.
 
-    Leaves are boxes with their ``name`` (or x0, x1...), operations circles with their
+    Leaves are boxes with their ``name`` (a model's parameters: their names in
+    ``named_parameters()``; the batch a model was called on: X; others x0, x1...; see
+    ``names``), operations circles with their
     symbol (+, *, @, σ...), constants dashed boxes. Each edge shows the forward value it
     carries above it (numbers in full, arrays as shape, mean and std) and, with
     ``show_grad``, the gradient flowing back along it below it. Gradients of every node
@@ -90,34 +94,54 @@ def draw_graph(output, path=None, format="svg", show_grad=True, show_values=True
     Args:
         output: the Tensor whose graph to draw.
         path: if given, the document is also written there (atomically).
-        format: "svg" (a standalone drawing) or "dot" (Graphviz source text).
+        format: "svg" (a standalone drawing), "dot" (Graphviz source text), or "png" /
+            "pdf" (written to ``path``, which they need; matplotlib draws the built-in
+            layout, Graphviz its own). Default: the extension of ``path``, else "svg".
         show_grad, show_values: which edge labels to write.
-        layout: for SVG, "auto" (Graphviz's ``dot`` when it is installed, else the
-            built-in layout), "graphviz" or "python".
+        layout: "auto" (Graphviz's ``dot`` when it is installed, else the built-in
+            layout), "graphviz" or "builtin". Both show the same labels and caption.
+        names: labels for tensors or arrays in the graph, {label: tensor, array or Module}
+            (a Module labels its parameters "<label>.<name>").
 
     Returns: a ``GraphDrawing``, the document as a string (shown inline by Jupyter).
     """
     if not isinstance(output, Tensor):
         raise ChainruleError(f"draw_graph: expected a Tensor, got {type(output).__name__}")
+    if format is None:
+        suffix = os.path.splitext(os.fspath(path))[1].lower().lstrip(".") if path else ""
+        format = suffix if suffix in FORMATS else "svg"
     if format not in FORMATS:
         raise ChainruleError(f"draw_graph: format must be one of {', '.join(FORMATS)}, "
                              f"not {format!r}")
+    layout = _LAYOUT_ALIASES.get(layout, layout)
     if layout not in LAYOUTS:
         raise ChainruleError(f"draw_graph: layout must be one of {', '.join(LAYOUTS)}, "
                              f"not {layout!r}")
     if layout == "graphviz" and not graphviz_available():
         raise ChainruleError("draw_graph: layout='graphviz' needs Graphviz's 'dot' program on "
-                             "the PATH; use layout='python' (or 'auto') instead")
-    graph = collect_graph(output, show_grad=show_grad)
+                             "the PATH; use layout='builtin' (or 'auto') instead")
+    if format in ("png", "pdf") and path is None:
+        raise ChainruleError(f"draw_graph: format={format!r} needs a path to write to")
+    graph = collect_graph(output, show_grad=show_grad, names=names)
+    dot_text = to_dot(graph, show_values, show_grad)
     if format == "dot":
-        text = to_dot(graph, show_values, show_grad)
-    else:
-        text = None
-        if layout != "python" and graphviz_available():
-            text = render_with_graphviz(to_dot(graph, show_values, show_grad))
-        if text is None:
-            text = render_svg(graph, show_values, show_grad)
-    drawing = GraphDrawing(text, format, graph)
-    if path is not None:
+        drawing = GraphDrawing(dot_text, "dot", graph)
+        if path is not None:
+            drawing.save(path)
+        return drawing
+    use_graphviz = layout != "builtin" and graphviz_available()
+    text = render_with_graphviz(dot_text) if use_graphviz else None
+    drawing = GraphDrawing(text or render_svg(graph, show_values, show_grad), "svg", graph)
+    if path is None:
+        return drawing
+    if format == "svg":
         drawing.save(path)
+    else:
+        image = render_with_graphviz(dot_text, output_format=format) if text else None
+        if image is None:  # the built-in layout, drawn by matplotlib
+            from .raster import svg_to_image
+
+            image = svg_to_image(render_svg(graph, show_values, show_grad), format)
+        with atomic_write(path, "wb") as f:
+            f.write(image)
     return drawing

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import textwrap
 
 from .graph import Graph, format_value
 from .svg import EDGE_COLOR, GRAD_COLOR, STYLE, VALUE_COLOR, caption_lines
+
+CAPTION_WIDTH = 40  # characters per caption line
 
 
 def _quote(text: str) -> str:
@@ -31,7 +34,7 @@ def to_dot(graph: Graph, show_values: bool = True, show_grad: bool = True) -> st
     """
     lines = [
         "digraph chainrule {",
-        '  graph [rankdir=LR, bgcolor="white", nodesep=0.35, ranksep=0.6, '
+        '  graph [rankdir=LR, bgcolor="white", nodesep=0.35, ranksep=0.6, pad=0.25, '
         'fontname="Helvetica", fontsize=10, labeljust=l];',
         '  node [fontname="Helvetica", fontsize=12, width=0.3, height=0.3, '
         'margin="0.1,0.05"];',
@@ -61,7 +64,10 @@ def to_dot(graph: Graph, show_values: bool = True, show_grad: bool = True) -> st
         label = f", label=<{'<br/>'.join(parts)}>" if parts else ""
         lines.append(f"  n{edge.src} -> n{edge.dst} [tooltip={_quote(f'input {edge.slot}')}"
                      f"{label}];")
-    caption = caption_lines(graph, show_values, show_grad)
+    # Short lines: Graphviz sizes the drawing with its own font metrics, and a viewer's
+    # wider font would otherwise push a long caption past the edge.
+    caption = [part for line in caption_lines(graph, show_values, show_grad)
+               for part in textwrap.wrap(line, CAPTION_WIDTH)]
     if caption:
         text = "".join(_quote(line)[1:-1] + "\\l" for line in caption)  # \l: left-aligned
         lines.append(f'  label="{text}";')
@@ -73,16 +79,19 @@ def graphviz_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def render_with_graphviz(dot_text: str, timeout: float = 60.0) -> str | None:
-    """SVG text from Graphviz's ``dot -Tsvg``, or None if ``dot`` is missing or fails."""
+def render_with_graphviz(dot_text: str, timeout: float = 60.0, output_format: str = "svg"):
+    """SVG text from Graphviz's ``dot -Tsvg`` (bytes for ``output_format`` "png" or "pdf"),
+    or None if ``dot`` is missing or fails."""
     exe = shutil.which("dot")
     if exe is None:
         return None
     try:
-        done = subprocess.run([exe, "-Tsvg"], input=dot_text.encode("utf-8"),
+        done = subprocess.run([exe, f"-T{output_format}"], input=dot_text.encode("utf-8"),
                               capture_output=True, timeout=timeout, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0 or not done.stdout:
         return None
+    if output_format != "svg":
+        return done.stdout
     return done.stdout.decode("utf-8", errors="replace")

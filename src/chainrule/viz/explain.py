@@ -11,6 +11,7 @@ twice is copied, so its gradients add.
 from __future__ import annotations
 
 import html
+import textwrap
 
 import numpy as np
 
@@ -22,7 +23,9 @@ from .graph import (
     format_number,
     format_value,
     forward_order,
+    given_labels,
     is_released,
+    label_for,
     parents_of,
     tensor_names,
     trace_backward,
@@ -36,12 +39,15 @@ COLUMNS = [("node", "node"), ("op", "op"), ("value", "value"),
            ("downstream", "downstream"), ("pattern", "pattern")]
 
 
-def explain(output, gradient=None) -> Explanation:
+def explain(output, gradient=None, names=None) -> Explanation:
     """Backpropagate from ``output`` and report every node's part in it.
 
     Runs its own backward pass on the retained graph (no ``.grad`` is touched, the graph
     stays usable). ``gradient`` is the upstream gradient of the output (default: 1, or
     ones for an output with several elements, i.e. the gradients of ``output.sum()``).
+    Nodes are named as in ``draw_graph``: a model's parameters by their names in
+    ``named_parameters()``, the batch it was called on X, and ``names`` ({label: tensor,
+    array or Module}) for anything else.
 
     Returns an ``Explanation``: print it for an aligned table, or read ``.rows``, a list
     of dicts with keys ``node`` (e.g. "q = x + y"), ``name``, ``op``, ``inputs``,
@@ -56,14 +62,15 @@ def explain(output, gradient=None) -> Explanation:
     if any(is_released(t) for t in order):
         raise GraphError("explain: the graph was released by an earlier backward(); call "
                          "explain() before backward(), or backward(retain_graph=True)")
-    names = tensor_names(order, output)
+    given = given_labels(names)
+    names = tensor_names(order, output, names)
     uses = {}
     for t in order:
         for p in parents_of(t) or ():
             if isinstance(p, Tensor):
                 uses[id(p)] = uses.get(id(p), 0) + 1
     steps = trace_backward(output, gradient)
-    rows = [_row(step, names, uses.get(id(step.tensor), 0)) for step in steps]
+    rows = [_row(step, names, given, uses.get(id(step.tensor), 0)) for step in steps]
     notes = []
     if gradient is None and output.size != 1:
         notes.append(f"the output has shape {output.shape}: its upstream gradient is ones "
@@ -71,7 +78,7 @@ def explain(output, gradient=None) -> Explanation:
     return Explanation(rows, notes)
 
 
-def _row(step, names, n_uses) -> dict:
+def _row(step, names, given, n_uses) -> dict:
     t = step.tensor
     name = names[id(t)]
     patterns = []
@@ -80,7 +87,7 @@ def _row(step, names, n_uses) -> dict:
                    local_grad=[], local_grad_kind=None, downstream=[])
     else:
         ctx, fn = t._ctx, t._ctx.fn
-        args = [_arg_label(p, names) for p in ctx.parents]
+        args = [_arg_label(p, names, given) for p in ctx.parents]
         local, kind = local_gradients(t)
         row = dict(node=f"{name} = {_expression(fn, args)}", name=name, op=fn.name,
                    inputs=args, value=_plain(t.data), local_grad=local, local_grad_kind=kind,
@@ -142,12 +149,12 @@ def _expression(fn, args) -> str:
     return f"{symbol}({', '.join(args)})"
 
 
-def _arg_label(p, names) -> str:
+def _arg_label(p, names, given) -> str:
     if isinstance(p, Tensor):
         return names[id(p)]
     if np.ndim(p) == 0:
         return format_number(np.asarray(p).item())
-    return "const"
+    return label_for(p, given) or "const"
 
 
 def _plain(x):
@@ -159,24 +166,51 @@ def _plain(x):
 
 
 # ----- the table -------------------------------------------------------------------------
+TERMINAL_WIDTH = 120  # the printed table leaves out the op column rather than grow wider
+
+
+NODE_WIDTH = 24  # a longer node expression wraps
+
+
 def _cell(row, key) -> str:
+    return " ".join(line.strip() for line in _cell_lines(row, key))
+
+
+def _value_lines(v) -> list[str]:
+    """A value in one line, or an array's shape over its mean and spread (two lines)."""
+    text = format_value(v, inline=4)
+    shape, sep, stats = text.partition(" μ=")
+    return [shape, f"μ={stats}"] if sep else [text]
+
+
+def _cell_lines(row, key) -> list[str]:
+    """The cell as lines of text: arrays take two (shape, then mean and spread), so that a
+    row of a real network stays narrow; a cell with several inputs has a block each."""
     value = row[key]
+    if key == "node":
+        return textwrap.wrap(value, NODE_WIDTH, subsequent_indent="    ",
+                             break_on_hyphens=False) or [""]
     if key in ("local_grad", "downstream"):
-        parts = []
+        blocks = []
         for name, v in zip(row["inputs"], value):
             if v is None:
                 continue
-            if isinstance(v, str):
-                text = v
+            if isinstance(v, str):  # a Jacobian too big to form: its size says enough
+                parts = [v.replace("Jacobian (", "J ").replace(" x ", "x")
+                         .replace("), not formed", "")]
             elif key == "local_grad" and row["local_grad_kind"] == "jacobian":
-                text = "J " + format_value(v, inline=4)
+                parts = _value_lines(v)
+                parts[0] = "J " + parts[0]
             else:
-                text = format_value(v, inline=4)
-            parts.append(f"{name}: {text}")
-        return ", ".join(parts)
+                parts = _value_lines(v)
+            blocks.append([f"{name}: {parts[0]}"] + ["  " + p for p in parts[1:]])
+        joined = ", ".join(b[0] for b in blocks)
+        if all(len(b) == 1 for b in blocks) and len(joined) <= NODE_WIDTH:
+            return [joined]  # numbers: one line, as in the lecture
+        return [line for b in blocks for line in b]
     if key in ("value", "upstream"):
-        return format_value(value, inline=4)
-    return str(value)
+        return _value_lines(value)
+    return [str(value)]
 
 
 class Explanation:
@@ -210,11 +244,32 @@ class Explanation:
             [_cell(row, key) for key, _ in COLUMNS] for row in self.rows]
 
     def __str__(self):
-        cells = self.table()
-        widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+        columns = list(COLUMNS)
+        text = self._text(columns)
+        if max(map(len, text.splitlines())) > TERMINAL_WIDTH:  # the node column names the op
+            columns = [c for c in columns if c[0] != "op"]
+            if not any(row["pattern"] for row in self.rows):
+                columns = [c for c in columns if c[0] != "pattern"]
+            text = self._text(columns)
+        notes = list(self.notes)
+        if any(isinstance(v, str) for row in self.rows for v in row["local_grad"]):
+            notes.append("J mxn: a local Jacobian too big to form; backward multiplies by "
+                         "it without forming it")
+        return "\n".join([text] + [f"note: {n}" for n in notes])
+
+    def _text(self, columns) -> str:
+        """Aligned columns; a row whose cells have several lines takes several lines."""
+        header = [[title] for _, title in columns]
+        rows = [[_cell_lines(row, key) for key, _ in columns] for row in self.rows]
+        widths = [max(len(line) for r in [header, *rows] for line in r[i])
+                  for i in range(len(columns))]
+        lines = ["  ".join(c[0].ljust(w) for c, w in zip(header, widths)).rstrip(),
+                 "  ".join("-" * w for w in widths)]
+        for cells in rows:
+            for k in range(max(len(c) for c in cells)):
+                lines.append("  ".join((c[k] if k < len(c) else "").ljust(w)
+                                       for c, w in zip(cells, widths)).rstrip())
+        return "\n".join(lines)
 
     __repr__ = __str__
 

@@ -100,10 +100,38 @@ def forward_order(output: Tensor) -> list[Tensor]:
     return order
 
 
-def tensor_names(order: list[Tensor], output: Tensor) -> dict[int, str]:
-    """A readable name for each tensor: its ``name``, else x0, x1... for leaves, t1, t2...
-    for intermediate results and ``out`` for the output."""
-    taken = {t.name for t in order if t.name}
+def given_labels(names=None) -> dict[int, str]:
+    """id -> label from a ``names`` argument: {label: Tensor, array or Module}; a Module
+    labels each of its parameters "<label>.<parameter name>"."""
+    from ..nn import Module
+
+    labels = {}
+    for label, obj in (names or {}).items():
+        if isinstance(obj, Module):
+            for name, p in obj.named_parameters():
+                labels[id(p)] = f"{label}.{name}" if label else name
+        else:
+            labels[id(obj)] = str(label)
+    return labels
+
+
+def label_for(obj, given: dict[int, str]) -> str | None:
+    """A label for ``obj``: from ``names``, else its ``name``, else the one a model call
+    gave it (a parameter's name in ``named_parameters()``, the batch "X")."""
+    from ..nn.module import label_of
+
+    if id(obj) in given:
+        return given[id(obj)]
+    return getattr(obj, "name", None) or label_of(obj)
+
+
+def tensor_names(order: list[Tensor], output: Tensor, names=None) -> dict[int, str]:
+    """A readable name for each tensor: from ``names`` (see ``given_labels``), its
+    ``name``, a model's parameter name, else x0, x1... for leaves, t1, t2... for
+    intermediate results and ``out`` for the output."""
+    given = given_labels(names)
+    labelled = {id(t): label_for(t, given) for t in order}
+    taken = {v for v in labelled.values() if v}
     names, counters = {}, {"x": 0, "t": 1}
 
     def fresh(prefix):
@@ -114,8 +142,8 @@ def tensor_names(order: list[Tensor], output: Tensor) -> dict[int, str]:
         return label
 
     for t in order:
-        if t.name:
-            names[id(t)] = t.name
+        if labelled[id(t)]:
+            names[id(t)] = labelled[id(t)]
         elif t is output and t._ctx is not None:
             names[id(t)] = "out" if "out" not in taken else fresh("t")
         else:
@@ -155,14 +183,15 @@ def _array(x):
 
 
 # ----- the graph model -------------------------------------------------------------------
-def collect_graph(output: Tensor, show_grad: bool = True) -> Graph:
+def collect_graph(output: Tensor, show_grad: bool = True, names=None) -> Graph:
     """The nodes and edges of ``output``'s graph, with values and (if asked) gradients.
 
     While the graph is alive every node's gradient is computed by ``trace_backward``; after
     a ``backward()`` that released it only the leaves' ``.grad`` are known (a note says so).
     """
     order = forward_order(output)
-    names = tensor_names(order, output)
+    given = given_labels(names)
+    names = tensor_names(order, output, names)
     graph, index = Graph(), {}
     released = any(is_released(t) for t in order)
     for t in order:  # nodes in topological order: constants just before their consumer
@@ -172,9 +201,12 @@ def collect_graph(output: Tensor, show_grad: bool = True) -> Graph:
                 sources.append(index[id(p)])
             else:
                 sources.append(len(graph.nodes))
-                graph.nodes.append(Node(len(graph.nodes), "const", "const", value=_plain(p),
-                                        info=f"constant {format_value(_plain(p))}"))
-        node = _tensor_node(len(graph.nodes), t, names[id(t)], t is output)
+                label = label_for(p, given)
+                graph.nodes.append(Node(len(graph.nodes), "const", label or "const",
+                                        value=_plain(p),
+                                        info=f"{label or 'constant'} {format_value(_plain(p))}"))
+        node = _tensor_node(len(graph.nodes), t, names[id(t)], t is output,
+                            labelled=label_for(t, given) is not None)
         index[id(t)] = node.id
         graph.nodes.append(node)
         for slot, src in enumerate(sources):
@@ -188,14 +220,14 @@ def collect_graph(output: Tensor, show_grad: bool = True) -> Graph:
     return graph
 
 
-def _tensor_node(nid: int, t: Tensor, name: str, is_output: bool) -> Node:
+def _tensor_node(nid: int, t: Tensor, name: str, is_output: bool, labelled: bool) -> Node:
     shape = f"shape {t.shape}, {t.dtype}"
     if t._ctx is None:
         grad_note = "" if t.requires_grad else ", requires_grad=False"
         return Node(nid, "leaf", name, value=t.data, info=f"{name}: leaf, {shape}{grad_note}")
     fn = t._ctx.fn
     label = fn.symbol
-    shown_name = t.name if (t.name and not is_output) else None
+    shown_name = name if (labelled and not is_output) else None
     state = " (released by backward())" if is_released(t) else ""
     return Node(nid, "op", label, name=shown_name, value=t.data, op=fn.name,
                 info=f"{name} = {fn.name}(...): {shape}{state}")

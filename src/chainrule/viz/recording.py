@@ -147,7 +147,7 @@ def _short(a) -> list:
 def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--record", type=int, metavar="N",
                         help="record the first N training steps (small networks) and write "
-                             "OUT/player.html to scrub through them")
+                             "OUT/player.html to scrub through them (default: none)")
 
 
 def callbacks(args) -> list:

@@ -356,7 +356,8 @@ def caption_lines(graph, show_values: bool, show_grad: bool) -> list[str]:
     """The legend, then the graph's notes (how its gradients were obtained)."""
     legend = []
     if show_values:
-        legend.append("green, above an edge: forward value")
+        legend.append("green: forward value")
     if show_grad:
-        legend.append("red, below: gradient d output / d value (backward)")
+        legend.append(("red, under it: " if show_values else "red: ")
+                      + "gradient d output / d value (backward)")
     return (["; ".join(legend)] if legend else []) + list(graph.notes)

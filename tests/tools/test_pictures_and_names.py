@@ -1,0 +1,187 @@
+"""Drawings as a newcomer asks for them: the format of the file named, the same picture
+with and without Graphviz, names from the model, tables that fit a terminal, figures that
+a notebook shows inline."""
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+import chainrule.nn.functional as F
+from chainrule.cli import main
+from chainrule.viz.dot import graphviz_available
+from chainrule.viz.svg import caption_lines
+
+PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
+NEURON = ["sigmoid(w0*x0 + w1*x1 + w2)", "--values", "w0=2,x0=-1,w1=-3,x1=-2,w2=-3"]
+
+
+# ----- chainrule graph: the extension decides --------------------------------------------
+@pytest.mark.parametrize("suffix, magic", [(".png", PNG), (".pdf", PDF), (".svg", b"<svg"),
+                                           (".dot", b"digraph")])
+def test_graph_writes_the_format_its_extension_names(tmp_path, capsys, suffix, magic):
+    if suffix in (".png", ".pdf"):
+        pytest.importorskip("matplotlib")
+    path = tmp_path / f"n{suffix}"
+    assert main(["graph", *NEURON, "--out", str(path), "--layout", "builtin"]) == 0
+    assert path.read_bytes().lstrip()[:len(magic)] == magic
+    assert capsys.readouterr().out == f"wrote {path}\n"
+
+
+def test_graph_refuses_an_extension_it_cannot_write(tmp_path, capsys):
+    assert main(["graph", *NEURON, "--out", str(tmp_path / "n.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ".png" in err and ".svg" in err
+    assert not (tmp_path / "n.jpg").exists()
+
+
+def test_graph_without_out_writes_a_new_file_and_prints_its_name(tmp_path, capsys):
+    assert main(["graph", "x * y", "--values", "x=1,y=2"]) == 0
+    assert main(["graph", "x * y", "--values", "x=1,y=2"]) == 0
+    out = capsys.readouterr().out
+    assert out == "wrote graph.svg\nwrote graph-2.svg\n"
+    assert "<svg" not in out
+    ET.parse(tmp_path / "graph-2.svg")
+
+
+def test_a_png_drawing_shows_the_labels_of_the_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    x, y, z = (cr.tensor(v, requires_grad=True, name=n) for n, v in (("x", -2.0), ("y", 5.0),
+                                                                       ("z", -4.0)))
+    f = (x + y) * z
+    cr.draw_graph(f, path=tmp_path / "f.png", layout="builtin")
+    svg = cr.draw_graph(f, layout="builtin")
+    image = imread(tmp_path / "f.png")
+    width, height = (float(ET.fromstring(str(svg)).get(k)) for k in ("width", "height"))
+    assert image.shape[:2] == (round(height), round(width))
+    green = (image[..., 1] > 0.4) & (image[..., 0] < 0.3)
+    red = (image[..., 0] > 0.6) & (image[..., 1] < 0.3)
+    assert green.sum() > 20 and red.sum() > 20  # values and gradients are drawn
+
+
+# ----- the same drawing with and without Graphviz ----------------------------------------------
+def edge_words(svg_text):
+    root = ET.fromstring(svg_text)
+    return sorted(t.text.strip() for t in root.iter() if t.text and t.text.strip()
+                  and t.tag.endswith("text"))
+
+
+def test_the_caption_describes_both_layouts():
+    from chainrule.viz.graph import collect_graph
+
+    x = cr.tensor(2.0, requires_grad=True, name="x")
+    caption = caption_lines(collect_graph(x * x), True, True)[0]
+    assert "below" not in caption and "above" not in caption  # true in either layout
+    assert "under it" in caption
+
+
+@pytest.mark.skipif(not graphviz_available(), reason="Graphviz's dot is not installed")
+def test_graphviz_and_builtin_layouts_show_the_same_labels_and_caption(tmp_path):
+    w = cr.tensor(2.0, requires_grad=True, name="w")
+    x = cr.tensor(-1.0, requires_grad=True, name="x")
+    f = cr.sigmoid(w * x)
+    def labels_and_caption(layout):
+        words = edge_words(str(cr.draw_graph(f, layout=layout)))
+        caption = [w for w in words if "green" in w or "gradient" in w or "red" in w]
+        return [w for w in words if w not in caption], " ".join(sorted(caption))
+
+    builtin, graphviz = labels_and_caption("builtin"), labels_and_caption("graphviz")
+    assert builtin[0] == graphviz[0]
+    assert builtin[1].replace(" ", "") == graphviz[1].replace(" ", "") or \
+        sorted(builtin[1].split()) == sorted(graphviz[1].split())
+    root = ET.fromstring(str(cr.draw_graph(f, layout="graphviz")))
+    width = float(root.get("viewBox").split()[2])
+    caption = [t for t in root.iter() if t.tag.endswith("text") and t.text
+               and any(w in t.text for w in ("green", "red", "gradient"))]
+    assert caption
+    for line in caption:  # even in a font 20% wider than Graphviz assumes
+        assert len(line.text) * 10 * 0.6 * 1.2 < width, line.text
+
+
+@pytest.mark.skipif(not graphviz_available(), reason="Graphviz's dot is not installed")
+def test_the_layout_option_picks_graphviz(tmp_path, capsys):
+    for layout in ("builtin", "graphviz"):
+        assert main(["graph", *NEURON, "--out", str(tmp_path / f"{layout}.svg"),
+                     "--layout", layout]) == 0
+    assert "Generated by graphviz" in (tmp_path / "graphviz.svg").read_text()
+    assert "Generated by graphviz" not in (tmp_path / "builtin.svg").read_text()
+
+
+# ----- names -----------------------------------------------------------------------------------
+def mlp_loss(batch=32, features=64, hidden=100):
+    model = cr.nn.MLP(features, [hidden], 10, seed=0)
+    X = np.random.default_rng(0).standard_normal((batch, features)).astype(np.float32)
+    y = np.arange(batch) % 10
+    return model, X, y, F.cross_entropy(model(X), y)
+
+
+def test_a_models_parameters_and_batch_are_named_in_drawings_and_tables():
+    model, X, y, loss = mlp_loss()
+    words = edge_words(str(cr.draw_graph(loss, layout="builtin")))
+    for name, _ in model.named_parameters():
+        assert name in words
+    assert "X" in words and "const" not in words and "x0" not in words
+    nodes = {row["name"] for row in cr.explain(loss)}
+    assert {"0.weight", "0.bias", "2.weight", "2.bias"} <= nodes
+    assert "linear(X, 0.weight, 0.bias)" in cr.explain(loss).rows[-5]["node"]
+
+
+def test_names_label_anything_else():
+    model, X, y, loss = mlp_loss()
+    scores = model(X)
+    loss = F.cross_entropy(scores, y)
+    words = edge_words(str(cr.draw_graph(loss, names={"scores": scores, "net": model},
+                                         layout="builtin")))
+    assert "scores" in words and "net.0.weight" in words
+
+
+def test_explain_rows_of_a_real_mlp_fit_a_terminal():
+    *_, loss = mlp_loss(batch=256, features=784, hidden=512)
+    text = str(cr.explain(loss))
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert "(256, 512)" in text and "μ=" in text and "σ=" in text
+
+
+# ----- figures for notebooks ------------------------------------------------------------------
+def test_plots_without_a_path_return_a_figure_a_notebook_shows():
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    history = [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5},
+               {"epoch": 2, "train_loss": 0.5, "train_accuracy": 0.8}]
+    figures = [cr.plots.plot_curves(history),
+               cr.plots.plot_templates(np.eye(4, 64), (8, 8)),
+               cr.plots.plot_jacobian(np.eye(3)),
+               cr.plots.plot_boundary(lambda P: (P[:, 0] > 0).astype(int),
+                                      np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([0, 1])),
+               cr.plots.plot_diagnostics([{"epoch": 1, "layers": {"0 (linear)": {
+                   "dead_fraction": None, "saturated_fraction": None, "grad_norm": 1.0,
+                   "update_ratio": 1e-3}}}])]
+    for fig in figures:
+        assert isinstance(fig, Figure)
+        assert fig._repr_png_()[:8] == PNG
+
+
+def test_templates_of_a_linear_classifier_are_labelled_by_class(tmp_path, monkeypatch):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    from chainrule import plots
+
+    drawn = []
+    original = plots.plot_templates
+
+    def recording(*args, **kwargs):  # the real function, with its arguments kept
+        drawn.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_templates", recording)
+    assert main(["train", "--dataset", "digits", "--hidden", "none", "--epochs", "1",
+                 "--out", str(tmp_path / "linear"), "--quiet"]) == 0
+    assert main(["train", "--dataset", "digits", "--epochs", "1",
+                 "--out", str(tmp_path / "mlp"), "--quiet"]) == 0
+    assert drawn[0]["titles"] == [str(c) for c in range(10)]
+    assert drawn[1]["titles"] is None
+    assert (tmp_path / "linear" / "templates.png").read_bytes()[:8] == PNG
