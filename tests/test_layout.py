@@ -53,3 +53,55 @@ def test_the_same_bad_argument_raises_the_same_class_in_a_layer_and_its_function
         nn.Dropout(1.5)
     with pytest.raises(cr.ArgumentError, match="p must be in"):
         nn.functional.dropout(cr.ones(3), 1.5)
+
+
+def _imports_of_each_module():
+    """{module: modules of the package it imports}, read from the source (imports inside
+    functions included), with a package's own __init__ not counted for its modules."""
+    import ast
+    from pathlib import Path
+
+    root = Path(cr.__file__).parent
+    modules = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    edges = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                full = ".".join(base) + ("." + node.module if node.module else "") \
+                    if node.level else (node.module or "")
+                subs = {f"{full}.{a.name}" for a in node.names} & modules.keys()
+                found |= subs
+                if full in modules and len(subs) < len(node.names):
+                    found.add(full)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names} & modules.keys()
+        edges[name] = {m for m in found if m != name and not name.startswith(m + ".")}
+    return edges
+
+
+def test_no_import_cycle_in_the_package():
+    edges = _imports_of_each_module()
+    done, active = set(), []
+
+    def visit(module):
+        if module in active:
+            cycle = active[active.index(module):] + [module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        active.append(module)
+        for target in sorted(edges[module]):
+            visit(target)
+        active.pop()
+        done.add(module)
+
+    for module in sorted(edges):
+        visit(module)
+    assert "chainrule.ops" in edges["chainrule.nn.functional"]  # the scan does see imports

@@ -23,93 +23,18 @@ another dtype is cast back to its input's dtype.
 from __future__ import annotations
 
 import functools
-import inspect
-import threading
 
 import numpy as np
 
 from .errors import ArgumentError, ChainruleError, GraphError, ShapeError
-
-
-class _GradMode(threading.local):
-    """Whether operations are recorded, kept per thread (as in PyTorch): ``no_grad()`` in
-    one thread, or a backward pass running in it, leaves every other thread recording."""
-
-    enabled = True
-
-
-_grad_mode = _GradMode()
-
-
-def is_grad_enabled() -> bool:
-    """Whether operations are being recorded for backpropagation right now, in this thread."""
-    return _grad_mode.enabled
-
-
-class set_grad_enabled:
-    """Turn recording on or off in this thread: at once when called (as
-    ``torch.set_grad_enabled``), and back to the previous mode at the end of a ``with``
-    block or a decorated function."""
-
-    def __init__(self, mode: bool):
-        self.mode = bool(mode)
-        self._previous, _grad_mode.enabled = _grad_mode.enabled, self.mode
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self._previous
-        return False
-
-    def __call__(self, fn):
-        mode = self.mode
-        if inspect.isgeneratorfunction(fn):  # the mode holds while the generator runs
-
-            @functools.wraps(fn)
-            def generator(*args, **kwargs):
-                gen, sent = fn(*args, **kwargs), None
-                while True:
-                    with set_grad_enabled(mode):
-                        try:
-                            item = gen.send(sent)
-                        except StopIteration as stop:
-                            return stop.value
-                    sent = yield item
-
-            return generator
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-class no_grad(set_grad_enabled):
-    """Record nothing inside: no graph is built and no intermediate array is kept alive.
-
-    Use it for evaluation and for updating parameters by hand::
-
-        with cr.no_grad():
-            scores = model(X_val)
-    """
-
-    mode = False
-
-    def __init__(self):  # unlike set_grad_enabled, nothing changes before the block starts
-        pass
-
-    def __enter__(self):
-        self._previous, _grad_mode.enabled = _grad_mode.enabled, self.mode
-        return self
-
-
-class enable_grad(no_grad):
-    """Record operations again inside a ``no_grad`` block."""
-
-    mode = True
+from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here too)
+    _grad_mode,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from .tensor import Tensor
 
 
 def sum_to_shape(grad, shape: tuple):
@@ -429,7 +354,16 @@ def _store_grad(t, g, owned, create_graph):
 
 
 def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
-    """Backpropagate from ``tensor``; see ``Tensor.backward``."""
+    """Backpropagate from ``tensor`` into the ``.grad`` of every leaf it depends on.
+
+    Args:
+        gradient: the upstream gradient d(loss)/d(tensor), same shape as the tensor; may
+            be omitted when it holds a single value (it is then 1).
+        retain_graph: keep the saved values so that backward() can run through this
+            graph again; by default they are released (default: ``create_graph``).
+        create_graph: record the backward pass itself, so that the gradients (which
+            are then Tensors in ``.grad``) can be differentiated again.
+    """
     if not tensor.requires_grad:
         raise GraphError(
             "backward: this tensor does not require grad: none of the tensors it was "
@@ -440,6 +374,10 @@ def backward(tensor, gradient=None, retain_graph=None, create_graph=False):
         [tensor], [seed], retain_graph=create_graph if retain_graph is None else retain_graph,
         create_graph=create_graph,
     )
+
+
+# ``tensor.backward()``: the engine, above Tensor in the layers, gives it this method.
+Tensor.backward = backward
 
 
 @functools.cache
@@ -469,5 +407,3 @@ def _seed_gradient(tensor, gradient, where):
         )
     return gradient
 
-
-from .tensor import Tensor  # noqa: E402  (Tensor's methods call back into this module)

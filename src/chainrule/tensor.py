@@ -2,7 +2,8 @@
 
 A Tensor made by an operation on Tensors that require gradients carries ``_ctx``, its
 node in the computational graph; ``backward()`` walks those nodes back to the leaves
-(Tensors made by the user) and leaves each leaf's gradient in ``.grad``.
+(Tensors made by the user) and leaves each leaf's gradient in ``.grad``. Its operators
+and array methods are given to it by ``chainrule.ops``, ``backward`` by the engine.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ChainruleError, DTypeError, GraphError, ShapeError
+from .grad_mode import _grad_mode
 
 float16, float32, float64 = np.float16, np.float32, np.float64
 int32, int64, bool_ = np.int32, np.int64, np.bool_
@@ -57,7 +59,6 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._ctx is None)
-    T = property(lambda self: ops.transpose(self))
 
     @property
     def grad_fn(self):
@@ -132,58 +133,17 @@ class Tensor:
             extras.append("requires_grad=True")
         return prefix + body + "".join(", " + e for e in extras) + ")"
 
-    # ----- backpropagation --------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=None, create_graph=False):
-        """Backpropagate from this tensor into the ``.grad`` of every leaf it depends on.
-
-        Args:
-            gradient: the upstream gradient d(loss)/d(self), same shape as self; may be
-                omitted when self holds a single value (it is then 1).
-            retain_graph: keep the saved values so that backward() can run through this
-                graph again; by default they are released (default: ``create_graph``).
-            create_graph: record the backward pass itself, so that the gradients (which
-                are then Tensors in ``.grad``) can be differentiated again.
-        """
-        engine.backward(self, gradient, retain_graph, create_graph)
-
-    # ----- arithmetic: each operator is an operation of chainrule.ops ------------------
-    def __add__(self, other):
-        return ops.add(self, other)
-
-    def __radd__(self, other):
-        return ops.add(other, self)
-
-    def __sub__(self, other):
-        return ops.subtract(self, other)
-
-    def __rsub__(self, other):
-        return ops.subtract(other, self)
-
-    def __mul__(self, other):
-        return ops.multiply(self, other)
-
-    def __rmul__(self, other):
-        return ops.multiply(other, self)
-
-    def __truediv__(self, other):
-        return ops.divide(self, other)
-
-    def __rtruediv__(self, other):
-        return ops.divide(other, self)
-
-    def __pow__(self, other):
-        return ops.power(self, other)
-
-    def __rpow__(self, other):
-        return ops.power(other, self)
-
+    # Arithmetic operators (x + y, x @ w, x[i]) and the array methods (x.sum(), x.exp(),
+    # x.reshape(...), x.T) are operations: chainrule.ops gives Tensor each of them, beside
+    # the operation it calls (ops/methods.py); backward() comes from the engine. So this
+    # module, the bottom layer, imports neither.
     # In-place arithmetic updates the tensor itself, as a parameter update does:
     #     with cr.no_grad():
     #         w -= lr * w.grad
     # The result goes into a new array that replaces ``data``: a graph that saved the
     # old values (w was used before the update) still backpropagates correctly.
     def _in_place(self, ufunc, other):
-        if self.requires_grad and engine.is_grad_enabled():
+        if self.requires_grad and _grad_mode.enabled:
             if self._ctx is None:
                 raise GraphError(
                     "a leaf tensor that requires grad cannot be changed in place while "
@@ -213,23 +173,8 @@ class Tensor:
     def __itruediv__(self, other):
         return self._in_place(np.true_divide, other)
 
-    def __matmul__(self, other):
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return ops.matmul(other, self)
-
-    def __neg__(self):
-        return ops.negative(self)
-
     def __pos__(self):
         return self
-
-    def __abs__(self):
-        return ops.abs(self)
-
-    def __getitem__(self, index):
-        return ops.getitem(self, index)
 
     # Comparisons give boolean tensors outside the graph.
     def __lt__(self, other):
@@ -251,63 +196,6 @@ class Tensor:
         return Tensor._wrap(self.data != data_of(other))
 
     # ----- methods with NumPy's (or, where NumPy has none, PyTorch's) names --------------
-    def matmul(self, other):
-        return ops.matmul(self, other)
-
-    def dot(self, other):
-        return ops.matmul(self, other)
-
-    def exp(self):
-        return ops.exp(self)
-
-    def log(self):
-        return ops.log(self)
-
-    def sqrt(self):
-        return ops.sqrt(self)
-
-    def abs(self):
-        return ops.abs(self)
-
-    def tanh(self):
-        return ops.tanh(self)
-
-    def sigmoid(self):
-        return ops.sigmoid(self)
-
-    def relu(self):
-        return ops.relu(self)
-
-    def clip(self, min=None, max=None):
-        return ops.clip(self, min, max)
-
-    def sum(self, axis=None, keepdims=False):
-        return ops.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return ops.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return ops.max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return ops.min(self, axis, keepdims)
-
-    def var(self, axis=None, ddof=0, keepdims=False):
-        return ops.var(self, axis, ddof, keepdims)
-
-    def std(self, axis=None, ddof=0, keepdims=False):
-        return ops.std(self, axis, ddof, keepdims)
-
-    def logsumexp(self, axis=None, keepdims=False):
-        return ops.logsumexp(self, axis, keepdims)
-
-    def softmax(self, axis=-1):
-        return ops.softmax(self, axis)
-
-    def log_softmax(self, axis=-1):
-        return ops.log_softmax(self, axis)
-
     def argmax(self, axis=None):
         return Tensor._wrap(self.data.argmax(axis))
 
@@ -320,48 +208,10 @@ class Tensor:
     def all(self, axis=None):
         return Tensor._wrap(self.data.all(axis))
 
-    def reshape(self, *shape):
-        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def flatten(self):
-        return ops.reshape(self, (-1,))
-
-    def transpose(self, *axes):
-        """NumPy's transpose: reverse the axes, or permute them as given."""
-        return ops.transpose(self, axes[0] if _one_sequence(axes) else (axes or None))
-
-    def permute(self, *dims):
-        """PyTorch's name for ``transpose(dims)``."""
-        return ops.transpose(self, dims[0] if _one_sequence(dims) else dims)
-
-    def swapaxes(self, axis1, axis2):
-        return ops.swapaxes(self, axis1, axis2)
-
-    def broadcast_to(self, shape):
-        return ops.broadcast_to(self, shape)
-
-    def expand(self, *sizes):
-        """PyTorch's expand: broadcast to ``sizes``, where -1 keeps a dimension as it is."""
-        return ops.expand(self, *sizes)
-
-    def astype(self, dtype):
-        return ops.astype(self, dtype)
-
-    def float(self):
-        return ops.astype(self, np.float32)
-
-    def double(self):
-        return ops.astype(self, np.float64)
-
 
 def data_of(x):
     """The array of a Tensor; anything else (an array, a number) as it is."""
     return x.data if isinstance(x, Tensor) else x
-
-
-def _one_sequence(args) -> bool:
-    """Whether varargs hold a single tuple/list (``f((1, 0))``) rather than ints."""
-    return len(args) == 1 and not isinstance(args[0], int | np.integer)
 
 
 def _as_data(data, dtype):
@@ -470,5 +320,3 @@ def rand(*shape, seed=None, dtype=DEFAULT_FLOAT, requires_grad=False, name=None)
     values = as_generator(seed).random(_shape(shape)).astype(dtype, copy=False)
     return _leaf(values, requires_grad, name)
 
-
-from . import engine, ops  # noqa: E402  (both need Tensor defined first)

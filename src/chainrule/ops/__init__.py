@@ -18,6 +18,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from .. import engine
+from ..tensor import Tensor
+from . import methods
 from .activation import (
     ELU,
     LeakyReLU,
@@ -145,3 +147,5 @@ RULE_FUNCTIONS = {
 
 engine.ARRAY_MATH = SimpleNamespace(records=False, **{k: v[0] for k, v in RULE_FUNCTIONS.items()})
 engine.TENSOR_MATH = SimpleNamespace(records=True, **{k: v[1] for k, v in RULE_FUNCTIONS.items()})
+
+methods.install(Tensor)
