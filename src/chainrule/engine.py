@@ -150,6 +150,11 @@ KEEP_AFTER_RELEASE = 64
 
 OPERATIONS: dict[str, type] = {}  # every Function by its public name, filled as they are defined
 
+# While ``chainrule.compiler`` records a training step, the object told about every
+# operation, backward pass, optimizer step and random draw (``None`` otherwise: eager
+# code pays one check per operation). See ``chainrule.compiler.recorder.Recorder``.
+recorder = None
+
 
 class Context:
     """One node of the computational graph, made by ``Function.apply``.
@@ -236,16 +241,17 @@ class Function:
         except ValueError:
             # NumPy's own message names neither the operation nor the user's shapes.
             raise ShapeError(cls.shape_error(arrays, params)) from None
+        out = Tensor._wrap(data)
         if _grad_mode.enabled:
             needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
             if True in needs:
                 ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
                 ctx.out = data if cls.saves_output else None
                 ctx.needs_input_grad, ctx.released = needs, False
-                out = Tensor._wrap(data)
                 out.requires_grad, out._ctx = True, ctx
-                return out
-        return Tensor._wrap(data)
+        if recorder is not None:
+            recorder.on_operation(cls, inputs, params, out)
+        return out
 
 
 def _forward_value(x):
@@ -309,6 +315,8 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     its inputs (``None`` for a leaf); tools that explain backpropagation use it, with
     ``allow_released`` to go through small graphs a ``backward()`` has already used.
     """
+    if recorder is not None:
+        recorder.on_backward(roots, root_grads, retain_graph, create_graph, capture)
     order = topological_order(roots, allow_released)
     grads: dict[int, object] = {}
     owned: set[int] = set()  # gradient buffers this pass allocated, safe to add into in place

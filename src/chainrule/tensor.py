@@ -79,6 +79,8 @@ class Tensor:
         return self
 
     def item(self):
+        if engine.recorder is not None:
+            engine.recorder.on_value_read(self, "item()")
         if self.data.size != 1:
             raise ChainruleError(
                 f"item(): the tensor has shape {self.shape} ({self.size} elements); "
@@ -90,6 +92,8 @@ class Tensor:
         return self.data
 
     def tolist(self):
+        if engine.recorder is not None:
+            engine.recorder.on_value_read(self, "tolist()")
         return self.data.tolist()
 
     def detach(self):
@@ -108,6 +112,8 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
+        if engine.recorder is not None:
+            engine.recorder.on_value_read(self, "bool()")
         if self.data.size != 1:
             raise ChainruleError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; "
@@ -189,6 +195,8 @@ class Tensor:
                     "a leaf tensor that requires grad cannot be changed in place while "
                     "gradients are recorded; update it inside `with cr.no_grad():`")
             return NotImplemented  # inside a graph: fall back to a new tensor (a = a + b)
+        if engine.recorder is not None:
+            engine.recorder.on_in_place(self, ufunc)
         result = ufunc(self.data, data_of(other))
         if result.shape != self.shape:
             raise ShapeError(f"in-place {ufunc.__name__}: the result has shape {result.shape}, "

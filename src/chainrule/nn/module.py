@@ -11,6 +11,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from .. import engine
 from ..errors import ChainruleError, ShapeError
 from ..tensor import Tensor
 
@@ -102,6 +103,8 @@ class Module:
                                   "Module subclass computes its output there")
 
     def __call__(self, *args, **kwargs):
+        if engine.recorder is not None:  # a compiled step guards the modules it ran
+            engine.recorder.on_module_call(self)
         output = self.forward(*args, **kwargs)
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
@@ -178,6 +181,8 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True):
         """Reset the gradients of every parameter (to None, or to zeros in place)."""
+        if engine.recorder is not None:
+            engine.recorder.on_zero_grad(self, set_to_none)
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None

@@ -22,6 +22,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .. import engine
 from ..engine import enable_grad
 from ..errors import ChainruleError, CheckpointError, ShapeError
 from ..tensor import Tensor
@@ -146,6 +147,8 @@ class Optimizer:
         parameter that receives no gradient is skipped by ``step()``; with ``False`` the
         gradient arrays are filled with zeros in place and reused by the next backward.
         """
+        if engine.recorder is not None:
+            engine.recorder.on_zero_grad(self, set_to_none)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -164,6 +167,8 @@ class Optimizer:
             closure: optional function that recomputes the loss (zero_grad, forward,
                 backward) and returns it; it runs, with gradients enabled, before the update.
         """
+        if engine.recorder is not None:
+            engine.recorder.on_optimizer_step(self, closure)
         loss = None
         if closure is not None:
             with enable_grad():
