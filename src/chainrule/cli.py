@@ -68,6 +68,9 @@ def _add_train_options(p):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own options")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run every training step eagerly instead of replaying a compiled "
+                        "recording of it (same numbers, slower; for debugging)")
     p.add_argument("--diagnose", action="store_true",
                    help="watch for dead ReLUs, saturation and bad update sizes per layer; "
                         "writes diagnostics.png")
@@ -138,7 +141,8 @@ def _train(args):
 
         callbacks.append(DiagnosticsMonitor(args.out))
     summary = experiment.train(config_from_args(args), resume=args.resume,
-                               progress=False if args.quiet else None, callbacks=callbacks)
+                               progress=False if args.quiet else None, callbacks=callbacks,
+                               compile=not args.no_compile)
     print(_format_summary(summary, args.out))
     for monitor in callbacks:
         for epoch, text in monitor.warnings:

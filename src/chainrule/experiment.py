@@ -171,9 +171,10 @@ def prepare_data(config: RunConfig, scaler_state=None):
     return data, scaler
 
 
-def train(config: RunConfig, resume=False, progress=None, callbacks=()) -> dict:
+def train(config: RunConfig, resume=False, progress=None, callbacks=(), compile=True) -> dict:
     """Run ``config`` and write its results into ``config.out`` (if set); returns the
-    summary. With ``resume``, continue the run saved in ``config.out``."""
+    summary. With ``resume``, continue the run saved in ``config.out``. ``compile``:
+    compile the training step (same numbers, faster; see ``cr.compile``)."""
     if resume:  # the saved options, but the folder as given now (it may have moved)
         config = dataclasses.replace(saved_config(config.out), out=config.out)
     config = config.resolved()
@@ -184,7 +185,8 @@ def train(config: RunConfig, resume=False, progress=None, callbacks=()) -> dict:
                       scheduler=build_scheduler(config, optimizer), reg=config.reg,
                       epochs=config.epochs, batch_size=config.batch_size,
                       patience=config.patience, seed=config.seed, out_dir=config.out,
-                      progress=progress, callbacks=callbacks, config=config.to_dict())
+                      progress=progress, callbacks=callbacks, config=config.to_dict(),
+                      compile=compile)
     summary = trainer.fit(data, resume=resume)
     summary["dataset"] = repr(data)
     if config.out is not None:

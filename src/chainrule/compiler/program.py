@@ -275,7 +275,8 @@ def _module_signature(module):
 
 def _module_same(module, signature):
     training, params, n_modules, extra = signature
-    if module.training is not training or len(module._modules) != n_modules:
+    if (module.training is not training or len(module._modules) != n_modules
+            or module._forward_hooks):
         return False
     current = module._parameters
     if len(current) != len(params):

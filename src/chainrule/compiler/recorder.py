@@ -154,6 +154,9 @@ class Recorder:
 
     def on_module_call(self, module):
         self.modules.setdefault(id(module), module)
+        if module._forward_hooks:
+            self.refuse(f"a forward hook is registered on a {type(module).__name__}; it "
+                        "runs Python code at every call, which a replay would skip")
 
     def on_value_read(self, tensor, how):
         self.refuse(f"the step reads a tensor's value with {how} while it runs, so its "
@@ -171,8 +174,9 @@ class Recorder:
         unless it is one of the step's arguments converted to another dtype."""
         self._tensors.clear()
         self.casts = {}
-        for index, array in enumerate(self.consts):
-            # References: self.consts, the loop variable, getrefcount's argument.
+        for index in range(len(self.consts)):
+            array = self.consts[index]
+            # References: self.consts, the local name, getrefcount's argument.
             if sys.getrefcount(array) > 3:
                 continue
             cast = self._as_cast(array)
