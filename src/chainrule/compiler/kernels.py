@@ -176,8 +176,8 @@ class CrossEntropyKernel(Generic):
         self.rows = em.bind(np.arange(n), "rows")
         self.n = n
         top, shifted = em.buffer((n, 1), dtype), em.buffer((n, c), dtype)
-        self.probs, norm = em.buffer((n, c), dtype, "probs"), np.empty(n, dtype)
-        norm_name, column = em.bind(norm, "b"), em.bind(norm[:, None], "b")
+        self.probs, norm_name = em.buffer((n, c), dtype, "probs"), em.buffer(n, dtype)
+        column = em.bind(em.namespace[norm_name][:, None], "b")
         log_norm, losses = em.buffer(n, dtype), em.buffer(n, dtype)
         em.emit(f"np.max({logits}, axis=1, keepdims=True, out={top})", 1)
         em.emit(f"np.subtract({logits}, {top}, out={shifted})", 1)

@@ -40,6 +40,7 @@ class Emitter:
         self.namespace: dict[str, object] = {"np": np, "MISS": MISS}
         self._names: dict[int, str] = {}
         self.kernel_count = 0  # NumPy calls in the replay (kernels), for the overhead measure
+        self.buffer_bytes = 0  # arrays allocated once for the replay
 
     def bind(self, obj, prefix="k") -> str:
         """A name in the generated code that refers to ``obj``."""
@@ -55,7 +56,9 @@ class Emitter:
         self.kernel_count += kernels
 
     def buffer(self, shape, dtype, prefix="b") -> str:
-        return self.bind(np.empty(shape, dtype), prefix)
+        array = np.empty(shape, dtype)
+        self.buffer_bytes += array.nbytes
+        return self.bind(array, prefix)
 
 
 class Program:
@@ -103,6 +106,11 @@ class Program:
         code = compile(self.source, "<chainrule compiled step>", "exec")
         exec(code, em.namespace)
         self.run = em.namespace["replay"]
+        # What the replay keeps between steps: its buffers, and the flat gradient and
+        # scratch arrays of its buckets (eager code allocates gradients at every step).
+        self.buffer_bytes = em.buffer_bytes + sum(b.grad.nbytes + b.scratch.nbytes
+                                                  for b in self.buckets)
+        self.kernel_count = em.kernel_count
 
     # ----- references -------------------------------------------------------------------------
     def expr(self, ref) -> str:
