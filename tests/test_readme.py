@@ -22,3 +22,10 @@ def test_gradcheck_example_runs():
     namespace = {}
     exec(compile(python_blocks()[0].split("f = ")[0], "README", "exec"), namespace)
     exec(compile(python_blocks()[1], "README", "exec"), namespace)
+
+
+def test_compile_example_records_once_and_replays(capsys):
+    (block,) = [b for b in python_blocks() if "cr.compile(train_step)" in b]
+    exec(compile(block, "README", "exec"), {})
+    out = capsys.readouterr().out
+    assert "1 recording(s), 199 replay(s)" in out, out
