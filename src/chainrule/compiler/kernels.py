@@ -96,7 +96,7 @@ class LinearKernel(Generic):
             em.emit(f"np.matmul({upstream}.T, {x}, out={names[1]})", 1)
         if len(node.inputs) > 2 and node.needs[2]:
             names[2] = dests[2] or em.buffer(prog.value(node.inputs[2]).shape, node.dtype)
-            em.emit(f"np.sum({upstream}, axis=0, out={names[2]})", 1)
+            em.emit(f"np.add.reduce({upstream}, axis=0, out={names[2]})", 1)  # = np.sum
         return names
 
 
@@ -179,15 +179,21 @@ class CrossEntropyKernel(Generic):
         self.probs, norm_name = em.buffer((n, c), dtype, "probs"), em.buffer(n, dtype)
         column = em.bind(em.namespace[norm_name][:, None], "b")
         log_norm, losses = em.buffer(n, dtype), em.buffer(n, dtype)
-        em.emit(f"np.max({logits}, axis=1, keepdims=True, out={top})", 1)
+        # np.max and np.sum are Python wrappers around these reductions: same loops.
+        em.emit(f"np.maximum.reduce({logits}, axis=1, keepdims=True, out={top})", 1)
         em.emit(f"np.subtract({logits}, {top}, out={shifted})", 1)
         em.emit(f"np.exp({shifted}, out={self.probs})", 1)
-        em.emit(f"np.sum({self.probs}, axis=1, out={norm_name})", 1)
+        em.emit(f"np.add.reduce({self.probs}, axis=1, out={norm_name})", 1)
         em.emit(f"np.divide({self.probs}, {column}, out={self.probs})", 1)
         em.emit(f"np.log({norm_name}, out={log_norm})", 1)
         em.emit(f"np.subtract({log_norm}, {shifted}[{self.rows}, {self.target}], "
                 f"out={losses})", 2)
-        em.emit(f"v{k} = np.asarray({losses}.{self.reduction}())", 1)
+        # losses.mean() is the sum divided by the count, in the losses' dtype.
+        loss = em.buffer((), dtype, "loss")
+        em.emit(f"np.add.reduce({losses}, out={loss})", 1)
+        if self.reduction == "mean":
+            em.emit(f"np.true_divide({loss}, {n}, out={loss})", 1)
+        em.emit(f"v{k} = {loss}")
 
     def backward(self, upstream, dests):
         em, node = self.em, self.node
@@ -195,10 +201,15 @@ class CrossEntropyKernel(Generic):
             return [None]
         grad = dests[0] or em.buffer(node_shape(self.prog, node), self.prog.value(
             node.inputs[0]).dtype)
-        weight = f"({upstream} / {self.n})" if self.reduction == "mean" else upstream
-        em.emit(f"w{self.k} = {weight}")
-        em.emit(f"np.multiply({self.probs}, w{self.k}, out={grad})", 1)
-        em.emit(f"{grad}[{self.rows}, {self.target}] -= w{self.k}", 1)
+        seed = self.prog.constant(upstream)
+        if seed is not None:  # the loss's own seed: its weight is a constant
+            weight = em.bind(seed / self.n if self.reduction == "mean" else seed, "k")
+        else:
+            weight = f"w{self.k}"
+            em.emit(f"{weight} = {upstream} / {self.n}" if self.reduction == "mean"
+                    else f"{weight} = {upstream}", 1)
+        em.emit(f"np.multiply({self.probs}, {weight}, out={grad})", 1)
+        em.emit(f"{grad}[{self.rows}, {self.target}] -= {weight}", 1)
         return [grad]
 
 

@@ -129,6 +129,13 @@ class Program:
             return self.em.bind(self.rec.consts[ref[1]], "c_")
         return self.em.bind(ref[1], "s")  # a static Python value
 
+    def constant(self, name):
+        """The read-only array a generated name stands for (a backward seed), or None."""
+        value = self.em.namespace.get(name)
+        if isinstance(value, np.ndarray) and not value.flags.writeable:
+            return value
+        return None
+
     def leaf_data(self, j) -> str:
         bucket_view = self.layout.data_view(self.rec.leaves[j])
         if bucket_view is not None:  # guarded to be p.data: no attribute read per use
@@ -173,7 +180,9 @@ class Program:
             if node.fn in (CrossEntropy, MultiClassHinge):
                 target = node.params.get("target")
                 if target is not None and target[0] == "arg":
-                    em.emit(f"_check_labels({self.expr(target)}, "
+                    labels = self.value(target)
+                    unsigned = em.bind(np.dtype(labels.dtype.str.replace("i", "u")), "k")
+                    em.emit(f"_check_labels({self.expr(target)}, {unsigned}, "
                             f"{self.value(node.inputs[0]).shape[1]}, "
                             f"{node.fn.name!r})", 1)
 
@@ -308,6 +317,18 @@ def _group_settings(group):
     return tuple((k, v) for k, v in group.items() if k not in ("params", "lr"))
 
 
+def _same_settings(group, settings):
+    if len(group) != len(settings) + 2:  # + "params" and "lr"
+        return False
+    for key, value in settings:
+        if key not in group:
+            return False
+        current = group[key]
+        if current is not value and current != value:
+            return False
+    return True
+
+
 def _optimizer_signature(opt):
     groups = tuple((g, tuple(g["params"]), _group_settings(g)) for g in opt.param_groups)
     return (opt.state, groups)
@@ -326,7 +347,7 @@ def _optimizer_same(opt, signature):
         for a, b in zip(current, params):
             if a is not b:
                 return False
-        if _group_settings(group) != settings:
+        if not _same_settings(group, settings):
             return False
     return True
 
@@ -385,9 +406,9 @@ def _update_one(opt, p, group):
     opt._update(p.data, grad, opt.state[p], group, opt._work(p, group))
 
 
-def _check_labels(labels, classes, op):
-    unsigned = labels.view(labels.dtype.str.replace("i", "u"))
-    if unsigned.size and unsigned.max() >= classes:
+def _check_labels(labels, unsigned, classes, op):
+    """Raise eager's error for labels outside [0, classes) (negatives look huge unsigned)."""
+    if labels.size and labels.view(unsigned).max() >= classes:
         class_targets((len(labels), classes), labels, op)  # raises eager's error
 
 
