@@ -220,6 +220,15 @@ def test_a_parameter_replaced_or_cast_is_seen():
     assert step.recordings == 3
 
 
+def test_a_layer_frozen_and_unfrozen_between_steps_is_seen():
+    def freeze(i, twin):
+        for p in twin.model[0].parameters():
+            p.requires_grad = not 4 <= i < 8
+
+    _, _, step = train_both(steps=12, optimizer="sgd_momentum_wd", between=freeze)
+    assert step.recordings == 3
+
+
 def test_optimizer_state_loaded_between_steps_is_used():
     saved = {}
 
@@ -254,6 +263,7 @@ def test_a_step_that_raises_half_way_leaves_nothing_wrong():
     (lambda loss, p: loss.item(), "item()"),
     (lambda loss, p: p.__isub__(0.0), "in place"),
     (lambda loss, p: cr.tensor(np.ones(3)) * p[0, :3], "made inside the step"),
+    (lambda loss, p: p[0, :3] * np.ones(3, dtype=np.float32), "made inside the step"),
 ])
 def test_what_a_replay_cannot_see_is_run_eagerly_with_a_warning(body, why):
     eager, compiled = Twin(), Twin()

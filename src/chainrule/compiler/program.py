@@ -164,10 +164,11 @@ class Program:
         for module in rec.modules.values():
             checks.append(f"_module_same({em.bind(module, 'm')}, "
                           f"{em.bind(_module_signature(module), 'g')})")
-        for leaf in rec.leaves:
-            if self.layout.data_view(leaf) is None:
-                checks.append(f"_leaf_same({em.bind(leaf, 'p')}, "
-                              f"{em.bind((leaf.data.shape, leaf.data.dtype), 'g')})")
+        if rec.leaves:
+            leaves = tuple((leaf, flag, leaf.data.shape, leaf.data.dtype,
+                            self.layout.data_view(leaf))
+                           for leaf, flag in zip(rec.leaves, rec.leaf_flags))
+            checks.append(f"_leaves_same({em.bind(leaves, 'g')})")
         for opt in self.optimizers:
             checks.append(f"_optimizer_same({em.bind(opt, 'opt')}, "
                           f"{em.bind(_optimizer_signature(opt), 'g')})")
@@ -306,9 +307,19 @@ def _module_same(module, signature):
     return True
 
 
-def _leaf_same(leaf, signature):
-    data = leaf.data
-    return data.shape == signature[0] and data.dtype == signature[1]
+def _leaves_same(leaves):
+    """Parameters are still trainable (or frozen) as recorded, with arrays of the recorded
+    shape and dtype (for those in flat arrays: still the very views)."""
+    for leaf, requires_grad, shape, dtype, view in leaves:
+        if leaf.requires_grad is not requires_grad:
+            return False
+        data = leaf.data
+        if view is not None:
+            if data is not view:
+                return False
+        elif data.shape != shape or data.dtype != dtype:
+            return False
+    return True
 
 
 def _group_settings(group):
@@ -422,6 +433,6 @@ def _generic_context(fn, inputs, out, needs):
 _HELPERS = {
     "_fit": _fit, "_as_array": _as_array, "_store_grad": _store_grad, "_add_grad": _add_grad,
     "_no_grads": _no_grads, "_have_grads": _have_grads, "_update_one": _update_one,
-    "_check_labels": _check_labels, "_module_same": _module_same, "_leaf_same": _leaf_same,
+    "_check_labels": _check_labels, "_module_same": _module_same, "_leaves_same": _leaves_same,
     "_optimizer_same": _optimizer_same, "Context": Context, "ARRAY_MATH": ARRAY_MATH,
 }

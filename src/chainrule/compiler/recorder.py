@@ -78,7 +78,9 @@ class Recorder:
             if x._ctx is not None:
                 self.refuse("an operation uses a tensor computed before the step began, "
                             "whose graph the step does not own; compute it inside the step")
-            if x.requires_grad:
+            if x.requires_grad or id(x.data) not in self.arg_index:
+                # A parameter, trainable or frozen: its .data and requires_grad are read
+                # (and guarded) at every replay.
                 return ("leaf", self.leaf(x))
             x = x.data
         if not isinstance(x, np.ndarray):
@@ -174,6 +176,16 @@ class Recorder:
         unless it is one of the step's arguments converted to another dtype."""
         self._tensors.clear()
         self.casts = {}
+        for j in range(len(self.leaves)):
+            leaf = self.leaves[j]
+            # References: self.leaves, the local name, getrefcount's argument.
+            if not leaf.requires_grad and sys.getrefcount(leaf) <= 3:
+                self.refuse(f"an operation uses a tensor made inside the step (shape "
+                            f"{leaf.shape}) outside chainrule's operations, which a replay "
+                            "could not recompute; make it with chainrule operations or pass "
+                            "it to the step as an argument")
+            del leaf
+        self.leaf_flags = [leaf.requires_grad for leaf in self.leaves]
         for index in range(len(self.consts)):
             array = self.consts[index]
             # References: self.consts, the local name, getrefcount's argument.
