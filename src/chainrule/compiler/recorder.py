@@ -22,7 +22,9 @@ Where an input came from is a *reference*, a small tuple:
 
 from __future__ import annotations
 
+import functools
 import sys
+import threading
 
 import numpy as np
 
@@ -43,10 +45,22 @@ class Node:
         return f"operation {self.index} ({self.fn.name})"
 
 
+def _own_thread_only(report):
+    """``engine.recorder`` is one for the process: other threads' work is not the step's."""
+
+    @functools.wraps(report)
+    def method(self, *args):
+        if threading.get_ident() == self.thread:
+            report(self, *args)
+
+    return method
+
+
 class Recorder:
     """Collects one eager run of a step; ``problem`` says why it cannot be replayed."""
 
     def __init__(self, arg_arrays):
+        self.thread = threading.get_ident()
         self.arg_arrays = arg_arrays
         self.arg_index = {id(a): i for i, a in enumerate(arg_arrays) if a is not None}
         self.nodes: list[Node] = []
@@ -104,6 +118,7 @@ class Recorder:
         return j
 
     # ----- what the library reports -----------------------------------------------------------
+    @_own_thread_only
     def on_operation(self, fn, inputs, params, out):
         grad = is_grad_enabled()
         needs = tuple(grad and isinstance(x, Tensor) and x.requires_grad for x in inputs)
@@ -117,6 +132,7 @@ class Recorder:
         self.nodes.append(node)
         self.events.append(("node", node.index))
 
+    @_own_thread_only
     def on_backward(self, roots, root_grads, retain_graph, create_graph, capture):
         if capture is not None or create_graph:
             self.refuse("the step takes gradients with autograd.grad or create_graph=True; "
@@ -137,9 +153,11 @@ class Recorder:
         self.events.append(("backward", [self.ref(t) for t in roots],
                             [self.ref(g) for g in root_grads], order))
 
+    @_own_thread_only
     def on_zero_grad(self, optimizer, set_to_none):
         self.events.append(("zero_grad", optimizer, set_to_none))
 
+    @_own_thread_only
     def on_optimizer_step(self, optimizer, closure):
         if closure is not None:
             self.refuse("optimizer.step(closure) runs the closure again; call step() "
@@ -147,6 +165,7 @@ class Recorder:
         stepped = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         self.events.append(("step", optimizer, stepped))
 
+    @_own_thread_only
     def on_random(self, array, function, args):
         r = len(self.randoms)
         self.randoms.append((function, args))
@@ -154,17 +173,20 @@ class Recorder:
         self._random_arrays.append(array)
         self.events.append(("random", r))
 
+    @_own_thread_only
     def on_module_call(self, module):
         self.modules.setdefault(id(module), module)
         if module._forward_hooks:
             self.refuse(f"a forward hook is registered on a {type(module).__name__}; it "
                         "runs Python code at every call, which a replay would skip")
 
+    @_own_thread_only
     def on_value_read(self, tensor, how):
         self.refuse(f"the step reads a tensor's value with {how} while it runs, so its "
                     "Python code may depend on values a replay cannot see; return the "
                     "tensor from the step and read it outside")
 
+    @_own_thread_only
     def on_in_place(self, tensor, ufunc):
         self.refuse(f"the step changes a tensor in place ({ufunc.__name__}); only "
                     "updates made by an optimizer's step() are replayed")
