@@ -339,3 +339,30 @@ def test_a_list_argument_is_refused_with_a_message():
     step = cr.compile(lambda X: X)
     with pytest.raises(cr.ChainruleError, match="argument 0 is a list"):
         step([1, 2])
+
+
+def test_an_l2_penalty_and_a_layer_used_twice_give_the_eager_numbers():
+    def build():
+        shared = cr.nn.Linear(8, 8, generator=1)
+        model = cr.nn.Sequential(cr.nn.Linear(D, 8, generator=0), cr.nn.Tanh(), shared,
+                                 cr.nn.ReLU(), shared, cr.nn.ReLU(),
+                                 cr.nn.Linear(8, C, generator=2))
+        opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+        def step(X, y):
+            scores = model(X)
+            loss = F.cross_entropy(scores, y) + F.l2_penalty(model, 1e-3)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss
+
+        return model, step
+
+    (model_e, eager), (model_c, compiled) = build(), build()
+    compiled = cr.compile(compiled)
+    for X, y in batches(100):
+        assert np.array_equal(eager(X, y).data, compiled(X, y).data)
+    for p, q in zip(model_e.parameters(), model_c.parameters()):
+        assert np.array_equal(p.data, q.data) and np.array_equal(p.grad, q.grad)
+    assert compiled.replays == 99
