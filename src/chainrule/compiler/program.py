@@ -111,6 +111,8 @@ class Program:
         self.buffer_bytes = em.buffer_bytes + sum(b.grad.nbytes + b.scratch.nbytes
                                                   for b in self.buckets)
         self.kernel_count = em.kernel_count
+        if not probe:  # the recording's arrays (every activation of the first call) can go
+            self.rec = None
 
     # ----- references -------------------------------------------------------------------------
     def expr(self, ref) -> str:
