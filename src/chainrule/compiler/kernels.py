@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.elementwise import Multiply, ReLU
+from ..ops.elementwise import Multiply, ReLU, Sigmoid, Tanh, stable_sigmoid
 from ..ops.linalg import Linear
 from ..ops.loss import CrossEntropy
 
@@ -124,6 +124,50 @@ class ReLUKernel(Generic):
         return [grad]
 
 
+class TanhKernel(Generic):
+    """``tanh(x)`` forward; ``upstream * (1 - out * out)`` backward."""
+
+    fits = ReLUKernel.fits
+
+    def forward(self):
+        em, k, node = self.em, self.k, self.node
+        self.out = em.buffer(node.shape, node.dtype)
+        em.emit(f"np.tanh({self.prog.expr(node.inputs[0])}, out={self.out})", 1)
+        em.emit(f"v{k} = {self.out}")
+
+    def backward(self, upstream, dests):
+        if not self.node.needs[0]:
+            return [None]
+        em, node, out = self.em, self.node, self.out
+        work = em.buffer(node.shape, node.dtype)
+        grad = dests[0] or em.buffer(node.shape, node.dtype)
+        em.emit(f"np.multiply({out}, {out}, out={work})", 1)
+        em.emit(f"np.subtract(1, {work}, out={work})", 1)
+        em.emit(f"np.multiply({upstream}, {work}, out={grad})", 1)
+        return [grad]
+
+
+class SigmoidKernel(TanhKernel):
+    """``stable_sigmoid(x)`` forward (its own function); ``upstream * out * (1 - out)``
+    backward into buffers."""
+
+    def forward(self):
+        em, k, node = self.em, self.k, self.node
+        self.out = f"v{k}"
+        em.emit(f"v{k} = {em.bind(stable_sigmoid, 'f')}({self.prog.expr(node.inputs[0])})", 6)
+
+    def backward(self, upstream, dests):
+        if not self.node.needs[0]:
+            return [None]
+        em, node, out = self.em, self.node, self.out
+        scaled, rest = em.buffer(node.shape, node.dtype), em.buffer(node.shape, node.dtype)
+        grad = dests[0] or em.buffer(node.shape, node.dtype)
+        em.emit(f"np.multiply({upstream}, {out}, out={scaled})", 1)
+        em.emit(f"np.subtract(1, {out}, out={rest})", 1)
+        em.emit(f"np.multiply({scaled}, {rest}, out={grad})", 1)
+        return [grad]
+
+
 class MultiplyKernel(Generic):
     """``a * b`` of two arrays of one shape and dtype (dropout's mask, for one)."""
 
@@ -217,8 +261,8 @@ def node_shape(prog, node):
     return prog.value(node.inputs[0]).shape
 
 
-KERNELS = {Linear: LinearKernel, ReLU: ReLUKernel, Multiply: MultiplyKernel,
-           CrossEntropy: CrossEntropyKernel}
+KERNELS = {Linear: LinearKernel, ReLU: ReLUKernel, Tanh: TanhKernel, Sigmoid: SigmoidKernel,
+           Multiply: MultiplyKernel, CrossEntropy: CrossEntropyKernel}
 
 
 def for_node(prog, node):
