@@ -13,7 +13,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import optim
-from chainrule.compiler import CompileCheckError
+from chainrule.compiler import CompileCheckError, layout
 from chainrule.nn import MLP
 from chainrule.nn import functional as F
 from chainrule.optim import lr_scheduler
@@ -122,6 +122,15 @@ def test_each_loss_gives_the_eager_numbers(loss):
 def test_each_optimizer_gives_the_eager_numbers_in_float32_and_float64(optimizer, dtype):
     _, _, step = train_both(optimizer=optimizer, dtype=dtype)
     assert step.recordings == 1 and step.replays == 99
+
+
+@pytest.mark.parametrize("optimizer", ["sgd_momentum_wd", "adam_wd_amsgrad",
+                                       "rmsprop_centered_momentum_wd"])
+def test_updates_run_slice_by_slice_give_the_eager_numbers(optimizer, monkeypatch):
+    monkeypatch.setattr(layout, "CHUNK", 7)  # many slices, one ending mid-parameter
+    _, _, step = train_both(steps=30, optimizer=optimizer)
+    bucket = step.programs()[0].buckets[0]
+    assert len(bucket.chunks) > 10 and step.replays == 29
 
 
 def test_dropout_draws_new_masks_from_the_same_generator_as_eager():
