@@ -73,6 +73,7 @@ class LinearKernel(Generic):
         em, prog, node, k = self.em, self.prog, self.node, self.k
         x, w = (prog.expr(r) for r in node.inputs[:2])
         self.out = em.buffer(node.shape, node.dtype)
+        self.prog.owned_outputs.add(node.index)
         em.emit(f"np.matmul({x}, {self._transposed(w)}, out={self.out})", 1)
         if len(node.inputs) > 2:
             em.emit(f"np.add({self.out}, {prog.expr(node.inputs[2])}, out={self.out})", 1)
@@ -91,6 +92,8 @@ class LinearKernel(Generic):
         if node.needs[0]:
             names[0] = dests[0] or em.buffer(prog.value(node.inputs[0]).shape, node.dtype)
             em.emit(f"np.matmul({upstream}, {w}, out={names[0]})", 1)
+            if dests[0] is None:
+                prog.private_grads.add(names[0])
         if node.needs[1]:
             names[1] = dests[1] or em.buffer(prog.value(node.inputs[1]).shape, node.dtype)
             em.emit(f"np.matmul({upstream}.T, {x}, out={names[1]})", 1)
@@ -111,7 +114,10 @@ class ReLUKernel(Generic):
         em, k, node = self.em, self.k, self.node
         x = self.prog.expr(node.inputs[0])
         self.mask = em.buffer(node.shape, bool, "mask")
-        self.out = em.buffer(node.shape, node.dtype)
+        # Into the input's own buffer when nothing else reads it (a Linear's output):
+        # one array less to stream through the cache.
+        self.out = x if self.prog.owns_alone(node.inputs[0], node) else em.buffer(
+            node.shape, node.dtype)
         em.emit(f"np.greater({x}, 0, out={self.mask})", 1)
         em.emit(f"np.maximum({x}, 0, out={self.out})", 1)
         em.emit(f"v{k} = {self.out}")
@@ -119,7 +125,10 @@ class ReLUKernel(Generic):
     def backward(self, upstream, dests):
         if not self.node.needs[0]:
             return [None]
-        grad = dests[0] or self.em.buffer(self.node.shape, self.node.dtype)
+        grad = dests[0]
+        if grad is None:  # into the upstream's buffer if it was made for this alone
+            grad = upstream if upstream in self.prog.private_grads else self.em.buffer(
+                self.node.shape, self.node.dtype)
         self.em.emit(f"np.multiply({upstream}, {self.mask}, out={grad})", 1)
         return [grad]
 

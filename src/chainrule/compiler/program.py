@@ -70,6 +70,17 @@ class Program:
         em.namespace.update(_HELPERS)
         self.probe = probe
         self.kernel_of: dict[int, object] = {}
+        # How many operations (and returned values) read each operation's output; a
+        # kernel may overwrite a buffer that only it reads.
+        self.readers: dict[int, int] = {}
+        for node in recording.nodes:
+            for ref in [*node.inputs, *node.params.values()]:
+                if ref[0] == "node":
+                    self.readers[ref[1]] = self.readers.get(ref[1], 0) + 1
+        for k in recording.output_nodes:
+            self.readers[k] = self.readers.get(k, 0) + 2
+        self.owned_outputs: set[int] = set()  # outputs in a buffer their kernel made
+        self.private_grads: set[str] = set()  # gradient buffers with a single reader
         # Plan the optimizer steps first: they decide which parameters live in flat arrays.
         self.plans, self.buckets = {}, []
         for i, event in enumerate(recording.events):
@@ -130,6 +141,11 @@ class Program:
                 return f"c{ref[1]}"
             return self.em.bind(self.rec.consts[ref[1]], "c_")
         return self.em.bind(ref[1], "s")  # a static Python value
+
+    def owns_alone(self, ref, node) -> bool:
+        """Whether ``node`` is the only reader of the buffer ``ref`` names."""
+        return (ref[0] == "node" and ref[1] in self.owned_outputs
+                and self.readers.get(ref[1]) == 1 and node.inputs.count(ref) == 1)
 
     def constant(self, name):
         """The read-only array a generated name stands for (a backward seed), or None."""
