@@ -375,3 +375,14 @@ def test_an_l2_penalty_and_a_layer_used_twice_give_the_eager_numbers():
     for p, q in zip(model_e.parameters(), model_c.parameters()):
         assert np.array_equal(p.data, q.data) and np.array_equal(p.grad, q.grad)
     assert compiled.replays == 99
+
+
+def test_an_argument_converted_to_another_dtype_inside_an_operation_is_replayed():
+    # binary_cross_entropy_with_logits converts float64 targets to the logits' float32
+    eager, compiled = Twin(loss="bce"), Twin(loss="bce")
+    step = cr.compile(compiled.step)
+    for X, y in batches(20, one_hot=True, dtype=np.float64):
+        X = X.astype(np.float32)
+        assert np.array_equal(eager.step(X, y)[0].data, step(X, y)[0].data)
+    assert step.replays == 19 and "astype" in step.programs()[0].source
+    assert_same_state(eager, compiled)

@@ -65,57 +65,19 @@ class Program:
     """The replay of one recording: ``run(*arrays)`` returns the output arrays or MISS."""
 
     def __init__(self, recording, layout: Layout, probe=False):
-        self.rec, self.layout = recording, layout
+        self.rec, self.layout, self.probe = recording, layout, probe
         self.em = em = Emitter()
         em.namespace.update(_HELPERS)
-        self.probe = probe
         self.kernel_of: dict[int, object] = {}
-        # How many operations (and returned values) read each operation's output; a
-        # kernel may overwrite a buffer that only it reads.
-        self.readers: dict[int, int] = {}
-        for node in recording.nodes:
-            for ref in [*node.inputs, *node.params.values()]:
-                if ref[0] == "node":
-                    self.readers[ref[1]] = self.readers.get(ref[1], 0) + 1
-        for k in recording.output_nodes:
-            self.readers[k] = self.readers.get(k, 0) + 2
         self.owned_outputs: set[int] = set()  # outputs in a buffer their kernel made
         self.private_grads: set[str] = set()  # gradient buffers with a single reader
-        # Plan the optimizer steps first: they decide which parameters live in flat arrays.
-        self.plans, self.buckets = {}, []
-        for i, event in enumerate(recording.events):
-            if event[0] == "step":
-                plan = self.plans[i] = layout.plan_step(event[1], event[2])
-                for bucket in plan[0] if plan else ():
-                    if all(bucket is not b for b in self.buckets):
-                        self.buckets.append(bucket)
-        self.optimizers = []
-        for event in recording.events:
-            if event[0] in ("step", "zero_grad") and hasattr(event[1], "param_groups"):
-                if all(event[1] is not o for o in self.optimizers):
-                    self.optimizers.append(event[1])
+        self._count_readers()
+        self._plan_steps()
         self._emit_guards()
-        for i, dtype_cast in sorted(recording.casts.items()):
-            em.emit(f"c{i} = a{dtype_cast[1]}.astype({em.bind(dtype_cast[2])})", 1)
-        for i, event in enumerate(recording.events):
-            kind = event[0]
-            if kind == "node":
-                self._forward(recording.nodes[event[1]])
-            elif kind == "random":
-                fn, args = recording.randoms[event[1]]
-                em.emit(f"r{event[1]} = {em.bind(fn, 'f')}(*{em.bind(args, 'k')})", 3)
-            elif kind == "zero_grad":
-                em.emit(f"{em.bind(event[1], 'opt')}.zero_grad({event[2]!r})")
-            elif kind == "backward":
-                self._backward(*event[1:])
-            elif kind == "step":
-                self._step(event[1], self.plans[i])
-        outputs = ", ".join(self.expr(("node", k)) for k in recording.output_nodes)
-        em.emit(f"return ({outputs}{',' if recording.output_nodes else ''})")
+        self._emit_events()
         args = ", ".join(f"a{i}" for i in range(len(recording.arg_arrays)))
         self.source = f"def replay({args}):\n" + "\n".join(em.lines) + "\n"
-        code = compile(self.source, "<chainrule compiled step>", "exec")
-        exec(code, em.namespace)
+        exec(compile(self.source, "<chainrule compiled step>", "exec"), em.namespace)
         self.run = em.namespace["replay"]
         # What the replay keeps between steps: its buffers, and the flat gradient and
         # scratch arrays of its buckets (eager code allocates gradients at every step).
@@ -124,6 +86,51 @@ class Program:
         self.kernel_count = em.kernel_count
         if not probe:  # the recording's arrays (every activation of the first call) can go
             self.rec = None
+
+    def _count_readers(self):
+        """How many operations (and returned values) read each operation's output: a
+        kernel may overwrite a buffer that only it reads."""
+        self.readers: dict[int, int] = {}
+        for node in self.rec.nodes:
+            for ref in [*node.inputs, *node.params.values()]:
+                if ref[0] == "node":
+                    self.readers[ref[1]] = self.readers.get(ref[1], 0) + 1
+        for k in self.rec.output_nodes:
+            self.readers[k] = self.readers.get(k, 0) + 2
+
+    def _plan_steps(self):
+        """Plan the optimizer steps first: they decide which parameters live in flat
+        arrays, which the forward kernels then read directly."""
+        self.plans, self.buckets, self.optimizers = {}, [], []
+        for i, event in enumerate(self.rec.events):
+            if event[0] == "step":
+                plan = self.plans[i] = self.layout.plan_step(event[1], event[2])
+                for bucket in plan[0] if plan else ():
+                    if all(bucket is not b for b in self.buckets):
+                        self.buckets.append(bucket)
+            if event[0] in ("step", "zero_grad") and hasattr(event[1], "param_groups"):
+                if all(event[1] is not o for o in self.optimizers):
+                    self.optimizers.append(event[1])
+
+    def _emit_events(self):
+        em, rec = self.em, self.rec
+        for i, (_, arg, dtype) in sorted(rec.casts.items()):
+            em.emit(f"c{i} = a{arg}.astype({em.bind(dtype)})", 1)
+        for i, event in enumerate(rec.events):
+            kind = event[0]
+            if kind == "node":
+                self._forward(rec.nodes[event[1]])
+            elif kind == "random":
+                fn, args = rec.randoms[event[1]]
+                em.emit(f"r{event[1]} = {em.bind(fn, 'f')}(*{em.bind(args, 'k')})", 3)
+            elif kind == "zero_grad":
+                em.emit(f"{em.bind(event[1], 'opt')}.zero_grad({event[2]!r})")
+            elif kind == "backward":
+                self._backward(*event[1:])
+            elif kind == "step":
+                self._step(event[1], self.plans[i])
+        outputs = ", ".join(self.expr(("node", k)) for k in rec.output_nodes)
+        em.emit(f"return ({outputs}{',' if rec.output_nodes else ''})")
 
     # ----- references -------------------------------------------------------------------------
     def expr(self, ref) -> str:
