@@ -386,3 +386,26 @@ def test_an_argument_converted_to_another_dtype_inside_an_operation_is_replayed(
         assert np.array_equal(eager.step(X, y)[0].data, step(X, y)[0].data)
     assert step.replays == 19 and "astype" in step.programs()[0].source
     assert_same_state(eager, compiled)
+
+
+def test_functional_dropout_draws_from_the_default_generator_like_eager():
+    def run(compiled):
+        cr.manual_seed(5)
+        model = MLP(D, [8], C, seed=0)
+        opt = optim.SGD(model.parameters(), lr=0.1)
+
+        def step(X, y):
+            hidden = F.dropout(model[1](model[0](X)), p=0.5, training=True)
+            loss = F.cross_entropy(model[2](hidden), y)
+            model.zero_grad()  # the module's zero_grad, not the optimizer's
+            loss.backward()
+            opt.step()
+            return loss
+
+        step = cr.compile(step) if compiled else step
+        losses = [step(X, y).item() for X, y in batches(15)]
+        return losses, [p.data.copy() for p in model.parameters()], step
+
+    (want, want_params, _), (got, got_params, step) = run(False), run(True)
+    assert want == got and step.replays == 14
+    assert all(np.array_equal(a, b) for a, b in zip(want_params, got_params))
