@@ -409,3 +409,15 @@ def test_functional_dropout_draws_from_the_default_generator_like_eager():
     (want, want_params, _), (got, got_params, step) = run(False), run(True)
     assert want == got and step.replays == 14
     assert all(np.array_equal(a, b) for a, b in zip(want_params, got_params))
+
+
+@pytest.mark.parametrize("build", [{"activation": a} for a in
+                                   ("relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid",
+                                    "tanh", None)]
+                         + [{"loss": loss} for loss in LOSSES]
+                         + [{"optimizer": o, "dtype": np.float64} for o in OPTIMIZERS]
+                         + [{"dropout": 0.3, "optimizer": "rmsprop"}],
+                         ids=lambda b: "-".join(str(v) for v in b.values()))
+def test_check_mode_finds_no_difference_on_any_model(build):
+    _, _, step = train_both(steps=10, check=True, **build)
+    assert step.replays == 9
