@@ -273,6 +273,7 @@ def test_a_step_that_raises_half_way_leaves_nothing_wrong():
     (lambda loss, p: p.__isub__(0.0), "in place"),
     (lambda loss, p: cr.tensor(np.ones(3)) * p[0, :3], "made inside the step"),
     (lambda loss, p: p[0, :3] * np.ones(3, dtype=np.float32), "made inside the step"),
+    (lambda loss, p: setattr(p, "grad", None), ".grad by hand"),
 ])
 def test_what_a_replay_cannot_see_is_run_eagerly_with_a_warning(body, why):
     eager, compiled = Twin(), Twin()

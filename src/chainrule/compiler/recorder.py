@@ -78,6 +78,7 @@ class Recorder:
         self._const_index: dict[int, int] = {}
         self._tensors: list[Tensor] = []  # alive while recording, so that ids stay unique
         self._random_arrays: list[np.ndarray] = []
+        self._has_grad: dict[int, bool] = {}  # leaf -> has .grad, as the events leave it
 
     def refuse(self, why: str):
         if self.problem is None:
@@ -152,10 +153,20 @@ class Recorder:
             order.append(("node", k))
         self.events.append(("backward", [self.ref(t) for t in roots],
                             [self.ref(g) for g in root_grads], order))
+        for ref in order:
+            if ref[0] == "leaf":
+                self._has_grad[ref[1]] = True
 
     @_own_thread_only
-    def on_zero_grad(self, optimizer, set_to_none):
-        self.events.append(("zero_grad", optimizer, set_to_none))
+    def on_zero_grad(self, owner, set_to_none):
+        self.events.append(("zero_grad", owner, set_to_none))
+        if set_to_none:
+            params = (owner.parameters() if hasattr(owner, "parameters")
+                      else (p for g in owner.param_groups for p in g["params"]))
+            for p in params:
+                j = self._leaf_index.get(id(p))
+                if j is not None:
+                    self._has_grad[j] = False
 
     @_own_thread_only
     def on_optimizer_step(self, optimizer, closure):
@@ -208,6 +219,11 @@ class Recorder:
                             "it to the step as an argument")
             del leaf
         self.leaf_flags = [leaf.requires_grad for leaf in self.leaves]
+        for j, expected in self._has_grad.items():
+            if (self.leaves[j].grad is not None) != expected:
+                self.refuse("the step sets a tensor's .grad by hand, which a replay would "
+                            "not do; reset gradients with optimizer.zero_grad() or "
+                            "model.zero_grad()")
         for index in range(len(self.consts)):
             array = self.consts[index]
             # References: self.consts, the local name, getrefcount's argument.
