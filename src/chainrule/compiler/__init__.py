@@ -20,10 +20,11 @@ What a replay cannot see, and what happens then:
   optimizer's ``param_groups`` or ``state`` replaced or a setting other than ``lr``
   changed, parameters' arrays replaced (``Module.to``): detected, the step is recorded
   again (the learning rate is read at every replay, so schedulers work as they are);
+- parameters frozen or unfrozen (``requires_grad``): detected, recorded again;
 - a step that reads a value while it runs (``item()``, ``bool()``, ``tolist()``),
-  changes a tensor in place, uses ``autograd.grad`` or arrays it made itself outside
-  chainrule's operations: detected at the recording, the step then always runs eagerly
-  (with a warning);
+  changes a tensor in place, sets ``.grad`` by hand, uses ``autograd.grad``, has forward
+  hooks, or uses arrays it made itself outside chainrule's operations: detected at the
+  recording, the step then always runs eagerly (with a warning);
 - NumPy code in the step working directly on ``.data`` or ``.grad`` (say, clipping
   gradients by hand), or Python branches on anything but the inputs' shapes: *not*
   seen. Keep such code outside the compiled function, or check with ``check=True``.
