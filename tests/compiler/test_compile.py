@@ -297,6 +297,38 @@ def test_what_a_replay_cannot_see_is_run_eagerly_with_a_warning(body, why):
     assert_same_state(eager, compiled)
 
 
+@pytest.mark.parametrize("returned", [
+    lambda loss, scores: float(loss.data),
+    lambda loss, scores: scores.data.argmax(axis=1),
+    lambda loss, scores: (loss, np.exp(scores.data)),
+])
+def test_a_value_computed_outside_the_operations_is_not_returned_stale(returned):
+    twin = Twin()
+
+    def step(X, y):
+        return returned(*twin.step(X, y))
+
+    compiled = cr.compile(step)
+    with pytest.warns(UserWarning, match="returns"):
+        for X, y in batches(4):
+            compiled(X, y)
+    assert compiled.replays == 0
+
+
+def test_returning_parameters_arguments_and_none_is_fine():
+    twin = Twin()
+
+    def step(X, y):
+        loss, _ = twin.step(X, y)
+        return {"loss": loss, "weight": twin.model[0].weight, "X": X, "note": None}
+
+    compiled = cr.compile(step)
+    for X, y in batches(4):
+        out = compiled(X, y)
+        assert out["weight"] is twin.model[0].weight and out["X"] is X
+    assert compiled.replays == 3
+
+
 def test_check_names_the_first_difference_when_the_step_edits_gradients_by_hand():
     twin = Twin()
 

@@ -120,7 +120,7 @@ class CompiledStep:
             outputs = entry.program.run(*arrays)
             if outputs is not MISS:
                 self.replays += 1
-                return entry.rebuild(outputs)
+                return entry.rebuild(outputs, (_values(args, kwargs), arrays))
             del self._cache[key]
         return self._record(key, args, kwargs, arrays)
 
@@ -134,7 +134,8 @@ class CompiledStep:
             engine.recorder = None
         self.recordings += 1
         entry = _Entry(recorder, result)
-        returned = entry.rebuild(tuple(recorder.values[k] for k in entry.output_nodes))
+        returned = entry.rebuild(tuple(recorder.values[k] for k in entry.output_nodes),
+                                 (_values(args, kwargs), arrays))
         del result
         recorder.finish()
         if recorder.problem is not None:
@@ -169,30 +170,52 @@ class _Entry:
     def _describe(self, recorder, value):
         if isinstance(value, Tensor | np.ndarray):
             k = recorder.node_of(value)
-            if k is None:
-                return ("as_is", value)
-            self.output_nodes.append(k)
-            return ("tensor" if isinstance(value, Tensor) else "array",
-                    len(self.output_nodes) - 1)
+            if k is not None:
+                self.output_nodes.append(k)
+                return ("tensor" if isinstance(value, Tensor) else "array",
+                        len(self.output_nodes) - 1)
+            if isinstance(value, Tensor) and value._ctx is None and value.requires_grad:
+                return ("as_is", value)  # a parameter: the object itself, always current
+            for i, a in enumerate(recorder.arg_arrays):
+                if a is not None and (value is a or getattr(value, "data", None) is a):
+                    # an argument: at every call, this call's argument (or its array)
+                    return ("arg", (i, value is a))
+            recorder.refuse("the step returns an array it computed outside chainrule's "
+                            "operations, which a replay would return unchanged; return the "
+                            "tensors and compute from them outside the step")
+            return ("as_is", value)
         if isinstance(value, tuple | list):
             return (type(value), [self._describe(recorder, v) for v in value])
         if isinstance(value, dict):
             return (dict, {k: self._describe(recorder, v) for k, v in value.items()})
+        if isinstance(value, int | float | complex | np.generic) and not isinstance(value, bool):
+            recorder.refuse(f"the step returns a number ({type(value).__name__}), which a "
+                            "replay would return unchanged; return the tensor and read it "
+                            "outside the step")
         return ("as_is", value)
 
-    def rebuild(self, outputs, spec=None):
-        spec = self.spec if spec is None else spec
-        kind, what = spec
+    def rebuild(self, outputs, arguments, spec=None):
+        """The step's return value from the replay's ``outputs`` (copied) and this call's
+        ``arguments`` (its values, then its arrays)."""
+        kind, what = self.spec if spec is None else spec
         if kind == "tensor":
             return Tensor._wrap(outputs[what].copy())
         if kind == "array":
             return outputs[what].copy()
+        if kind == "arg":
+            values, arrays = arguments
+            return arrays[what[0]] if what[1] else values[what[0]]
         if kind == "as_is":
             return what
         if kind is dict:
-            return {k: self.rebuild(outputs, s) for k, s in what.items()}
-        items = [self.rebuild(outputs, s) for s in what]
+            return {k: self.rebuild(outputs, arguments, s) for k, s in what.items()}
+        items = [self.rebuild(outputs, arguments, s) for s in what]
         return kind(items) if kind in (tuple, list) else kind(*items)  # named tuples
+
+
+def _values(args, kwargs):
+    """The call's arguments in the order of ``_signature``'s arrays."""
+    return [*args, *(value for _, value in sorted(kwargs.items()))]
 
 
 def _signature(args, kwargs):

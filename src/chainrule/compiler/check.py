@@ -63,7 +63,7 @@ def compare_with_eager(step, key, entry, args, kwargs, arrays):
         _same(what, want, got, CompileCheckError)
     for i, (want, got) in enumerate(zip(eager_outputs, outputs)):
         _same(f"returned value {i}", want, got, CompileCheckError)
-    return entry.rebuild(outputs)
+    return entry.rebuild(outputs, ([*args, *(v for _, v in sorted(kwargs.items()))], arrays))
 
 
 def _outputs(recorder, entry, result):
