@@ -23,8 +23,9 @@ What a replay cannot see, and what happens then:
 - parameters frozen or unfrozen (``requires_grad``): detected, recorded again;
 - a step that reads a value while it runs (``item()``, ``bool()``, ``tolist()``),
   changes a tensor in place, sets ``.grad`` by hand, uses ``autograd.grad``, has forward
-  hooks, or uses arrays it made itself outside chainrule's operations: detected at the
-  recording, the step then always runs eagerly (with a warning);
+  hooks, uses arrays it made itself outside chainrule's operations, or returns a number
+  or such an array: detected at the recording, the step then always runs eagerly (with
+  a warning);
 - NumPy code in the step working directly on ``.data`` or ``.grad`` (say, clipping
   gradients by hand), or Python branches on anything but the inputs' shapes: *not*
   seen. Keep such code outside the compiled function, or check with ``check=True``.
