@@ -454,3 +454,25 @@ def test_functional_dropout_draws_from_the_default_generator_like_eager():
 def test_check_mode_finds_no_difference_on_any_model(build):
     _, _, step = train_both(steps=10, check=True, **build)
     assert step.replays == 9
+
+
+def test_two_backward_passes_in_one_step_add_their_gradients_as_eager():
+    def build():
+        twin = Twin(hidden=(8,))
+
+        def step(X, y):
+            scores = twin.model(X)
+            twin.opt.zero_grad()
+            F.cross_entropy(scores, y).backward(retain_graph=True)
+            F.hinge_loss(scores, y).backward()
+            twin.opt.step()
+            return scores
+
+        return twin, step
+
+    (eager, run_eagerly), (compiled, step) = build(), build()
+    step = cr.compile(step)
+    for X, y in batches(20):
+        assert np.array_equal(run_eagerly(X, y).data, step(X, y).data)
+    assert step.replays == 19
+    assert_same_state(eager, compiled)
