@@ -5,7 +5,8 @@ with ReLU; Adam (lr 1e-3). Every loop shuffles with the same seeded permutation,
 each minibatch by fancy indexing, and keeps the running loss and accuracy, as
 ``chainrule.train.Trainer`` does. Candidates:
 
-* ``Trainer._train_epoch``: the trainer's own inner loop (without validation);
+* ``Trainer._train_epoch``: the trainer's own inner loop (without validation), whose
+  step is compiled (``cr.compile``, the Trainer's default);
 * the same loop written with the library (``DataLoader`` + model + ``F.cross_entropy`` +
   ``Adam``);
 * the loop by hand in NumPy (``_numpy_ref``), and in PyTorch eager.
@@ -42,6 +43,7 @@ except ImportError:  # the trainer is optional here: the library loop is measure
 
 N, D, H, C, BATCH = 60_000, 784, 100, 10, 256
 LR, SEED, TARGET = 1e-3, 0, 1.1
+TRAINER_TARGET = 1.0  # the Trainer compiles its step (cr.compile): at most NumPy's time
 SEGMENT = 10  # steps between two turns of the interleaved candidates
 
 
@@ -197,7 +199,8 @@ def run(quick=False) -> Table:
                "Adam step, running loss and accuracy; every candidate trains its own copy",
                f"a round is one whole epoch of each candidate, taking turns every {SEGMENT} "
                "steps (so load from elsewhere hits all alike)",
-               "Trainer: chainrule.train.Trainer._train_epoch (its inner loop, no validation)"
+               "Trainer: chainrule.train.Trainer._train_epoch (its inner loop, no validation; "
+               "its step compiled, as by default)"
                if Trainer is not None else "chainrule.train is not importable: Trainer row "
                "left out",
                "checked first: the first 5 steps give the same mean loss and accuracy in "
@@ -205,11 +208,12 @@ def run(quick=False) -> Table:
     names = [n for n in ("Trainer", "chainrule") if n in timings]
     for name in names:
         ratio = timings.ratio(name, "numpy")
+        target = TRAINER_TARGET if name == "Trainer" else TARGET
         case = "Trainer inner loop" if name == "Trainer" else "DataLoader + model + Adam loop"
         table.add(case, fmt_time(timings.median(name)), fmt_time(timings.median("numpy")),
                   fmt_time(timings.median("torch")) if has_torch else "n/a", fmt_ratio(ratio),
                   fmt_ratio(timings.ratio(name, "torch")) if has_torch else "n/a",
-                  f"<= {TARGET:g}x numpy", ratio[0] <= TARGET)
+                  f"<= {target:g}x numpy", ratio[0] <= target)
     return table
 
 

@@ -89,3 +89,10 @@ def test_quick_commands_run(argv, tmp_path):
     done = subprocess.run([sys.executable, "-m", "chainrule", *argv], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_compile_example_records_once_and_replays(capsys):
+    (block,) = [b for b in blocks("python") if "cr.compile(train_step)" in b]
+    exec(compile(block, "README", "exec"), {})
+    out = capsys.readouterr().out
+    assert "1 recording(s), 199 replay(s)" in out, out

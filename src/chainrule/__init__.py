@@ -15,6 +15,7 @@ node's upstream gradient by it to get the downstream gradients.
 """
 
 from . import autograd, data, gradcheck, nn, optim, plots, viz
+from .compiler import compile
 from .engine import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .errors import (
     ArgumentError,

@@ -112,6 +112,10 @@ def _add_train_options(p):
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own options")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run every training step eagerly instead of replaying a compiled "
+                        "recording of it (same numbers, slower; for debugging; default: "
+                        "compiled)")
     p.add_argument("--diagnose", action="store_true",
                    help="watch for dead ReLUs, saturation and bad update sizes per layer; "
                         "writes diagnostics.png")
@@ -232,7 +236,8 @@ def _train(args):
     recorders = recording.callbacks(args)
     summary = experiment.train(config_from_args(args), resume=args.resume,
                                progress=False if args.quiet else None,
-                               callbacks=callbacks + recorders)
+                               callbacks=callbacks + recorders,
+                               compile=not args.no_compile)
     print(_format_summary(summary, args.out))
     for line in recording.report(recorders):
         print(line)

@@ -35,6 +35,7 @@ from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here 
     set_grad_enabled,
 )
 from .tensor import Tensor
+from .tracing import tracing
 
 
 def sum_to_shape(grad, shape: tuple):
@@ -74,6 +75,7 @@ KEEP_AFTER_RELEASE = 64
 
 
 OPERATIONS: dict[str, type] = {}  # every Function by its public name, filled as they are defined
+
 
 
 class Context:
@@ -171,16 +173,17 @@ class Function:
             raise
         except ValueError as error:
             raise cls.value_error(arrays, params, error) from None
+        out = Tensor._wrap(data)
         if _grad_mode.enabled:
             needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
             if True in needs:
                 ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
                 ctx.out = data if cls.saves_output else None
                 ctx.needs_input_grad, ctx.released = needs, False
-                out = Tensor._wrap(data)
                 out.requires_grad, out._ctx = True, ctx
-                return out
-        return Tensor._wrap(data)
+        if tracing.recorder is not None:
+            tracing.recorder.on_operation(cls, inputs, params, out)
+        return out
 
 
 def _forward_value(x):
@@ -244,6 +247,8 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     its inputs (``None`` for a leaf); tools that explain backpropagation use it, with
     ``allow_released`` to go through small graphs a ``backward()`` has already used.
     """
+    if tracing.recorder is not None:
+        tracing.recorder.on_backward(roots, root_grads, retain_graph, create_graph, capture)
     order = topological_order(roots, allow_released)
     grads: dict[int, object] = {}
     owned: set[int] = set()  # gradient buffers this pass allocated, safe to add into in place

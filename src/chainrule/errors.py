@@ -51,6 +51,10 @@ class TrainingDiverged(ChainruleError):
     """The loss became NaN or infinite; the message names the epoch and the step."""
 
 
+class CompileCheckError(ChainruleError):
+    """``cr.compile(..., check=True)`` found a replay whose numbers differ from eager code's."""
+
+
 class ConfigError(ArgumentError):
     """A playground setting out of range; the message names it and the range."""
 

@@ -235,13 +235,15 @@ def earlier_run_files(out) -> list[str]:
     return [name for name in RUN_FILES if (out / name).exists()]
 
 
-def train(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False) -> dict:
+def train(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False,
+          compile=True) -> dict:
     """Run ``config`` and write its results into ``config.out`` (if set); returns the
     summary. See ``run_training``."""
-    return run_training(config, resume, progress, callbacks, replace)[0]
+    return run_training(config, resume, progress, callbacks, replace, compile)[0]
 
 
-def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False):
+def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False,
+                 compile=True):
     """Train ``config``; returns (summary, trainer, scaler).
 
     With ``resume``, continue the run saved in ``config.out`` with its own options; a
@@ -249,7 +251,8 @@ def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), r
     those of one uninterrupted run of that length with the same ``schedule_epochs``).
     Without it, a folder that holds an earlier run is refused, or with ``replace`` its
     files are deleted first, so no picture of the earlier run stays beside the new ones.
-    If training diverges, the pictures of the epochs before are still drawn.
+    If training diverges, the pictures of the epochs before are still drawn. ``compile``:
+    compile the training step (same numbers, faster; see ``cr.compile``).
     """
     if resume:  # the saved options, but the folder as given now (it may have moved)
         config = resumed_config(config)
@@ -270,7 +273,8 @@ def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), r
                       scheduler=build_scheduler(config, optimizer), reg=config.reg,
                       epochs=config.epochs, batch_size=config.batch_size,
                       patience=config.patience, seed=config.seed, out_dir=config.out,
-                      progress=progress, callbacks=callbacks, config=config.to_dict())
+                      progress=progress, callbacks=callbacks, config=config.to_dict(),
+                      compile=compile)
     try:
         summary = trainer.fit(data, resume=resume)
     except TrainingDiverged as e:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import ChainruleError, DTypeError, GraphError, ShapeError
 from .grad_mode import _grad_mode
+from .tracing import tracing
 
 float16, float32, float64 = np.float16, np.float32, np.float64
 int32, int64, bool_ = np.int32, np.int64, np.bool_
@@ -80,6 +81,8 @@ class Tensor:
         return self
 
     def item(self):
+        if tracing.recorder is not None:
+            tracing.recorder.on_value_read(self, "item()")
         if self.data.size != 1:
             raise ChainruleError(
                 f"item(): the tensor has shape {self.shape} ({self.size} elements); "
@@ -91,6 +94,8 @@ class Tensor:
         return self.data
 
     def tolist(self):
+        if tracing.recorder is not None:
+            tracing.recorder.on_value_read(self, "tolist()")
         return self.data.tolist()
 
     def detach(self):
@@ -109,6 +114,8 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self):
+        if tracing.recorder is not None:
+            tracing.recorder.on_value_read(self, "bool()")
         if self.data.size != 1:
             raise ChainruleError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; "
@@ -149,6 +156,8 @@ class Tensor:
                     "a leaf tensor that requires grad cannot be changed in place while "
                     "gradients are recorded; update it inside `with cr.no_grad():`")
             return NotImplemented  # inside a graph: fall back to a new tensor (a = a + b)
+        if tracing.recorder is not None:
+            tracing.recorder.on_in_place(self, ufunc)
         result = ufunc(self.data, data_of(other))
         if result.shape != self.shape:
             raise ShapeError(f"in-place {ufunc.__name__}: the result has shape {result.shape}, "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import compiler
 from ._io import atomic_write_text
 from .data import DataLoader
 from .engine import no_grad
@@ -72,11 +73,15 @@ class Trainer:
             terminal or a notebook and one line per epoch otherwise (a log file, a pipe).
         callbacks: ``Callback`` objects.
         config: anything JSON-serialisable to store in checkpoints and the summary.
+        compile: run each training step compiled (``cr.compile``): recorded once per
+            batch shape, then replayed with the same numbers, faster. Steps run eagerly
+            when a callback overrides ``on_after_backward`` (it must see the gradients
+            before the update) or ``CHAINRULE_COMPILE=0`` is set.
     """
 
     def __init__(self, model, optimizer, loss="softmax", scheduler=None, reg=0.0, epochs=10,
                  batch_size=64, patience=None, seed=0, out_dir=None, progress=None,
-                 callbacks=(), config=None):
+                 callbacks=(), config=None, compile=True):
         if isinstance(loss, str):
             if loss not in LOSSES:
                 raise ArgumentError(f"Trainer: unknown loss {loss!r}; choose one of "
@@ -94,6 +99,27 @@ class Trainer:
         self.best = {"val_accuracy": -1.0, "epoch": 0}
         self._best_state = None
         self._bad_epochs, self._seconds = 0, 0.0
+        self.compile = compile
+        self._compiled_step = None
+
+    def _step_function(self):
+        """The compiled training step, or None when steps run eagerly."""
+        watches_gradients = any(type(cb).on_after_backward is not Callback.on_after_backward
+                                for cb in self.callbacks)
+        hooked = any(m._forward_hooks for m in self.model.modules())  # Python at every call
+        if not self.compile or watches_gradients or hooked or not compiler.enabled():
+            return None
+        if self._compiled_step is None:
+            self._compiled_step = compiler.compile(self._training_step)
+        return self._compiled_step
+
+    def _training_step(self, X, y):
+        """Forward, loss, backward and update on one minibatch: (loss, class scores)."""
+        loss, scores = self.training_loss(X, y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss, scores
 
     # ----- one step and one epoch ---------------------------------------------------------
     def training_loss(self, X, y):
@@ -107,25 +133,22 @@ class Trainer:
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a NaN loss is reported
     def _train_epoch(self, loader, epoch, bar):
         self.model.train()
+        compiled = self._step_function()
         total_loss, correct, seen = 0.0, 0, 0
         for step, (X, y) in enumerate(loader, 1):
-            loss, scores = self.training_loss(X, y)
-            value = loss.item()
-            if not math.isfinite(value):
-                self.diverged_at = {"epoch": epoch, "step": step, "lr": self.current_lr(),
-                                    "train_loss": total_loss / seen if seen else None,
-                                    "train_accuracy": correct / seen if seen else None}
-                last_good = self.out_dir / CHECKPOINT if self.out_dir else None
-                where = (f" the last good checkpoint is in {last_good};"
-                         if last_good is not None and last_good.exists() else "")
-                raise TrainingDiverged(
-                    f"training diverged at epoch {epoch}, step {step}: the loss is {value};"
-                    f"{where} try a smaller learning rate")
-            self.optimizer.zero_grad()
-            loss.backward()
-            for cb in self.callbacks:
-                cb.on_after_backward(self)
-            self.optimizer.step()
+            if compiled is not None:  # one call: forward, backward and update
+                loss, scores = compiled(X, y)
+                value = loss.item()
+                self._check_finite(value, epoch, step, total_loss, correct, seen)
+            else:
+                loss, scores = self.training_loss(X, y)
+                value = loss.item()
+                self._check_finite(value, epoch, step, total_loss, correct, seen)
+                self.optimizer.zero_grad()
+                loss.backward()
+                for cb in self.callbacks:
+                    cb.on_after_backward(self)
+                self.optimizer.step()
             for cb in self.callbacks:
                 cb.on_step_end(self)
             total_loss += value * len(y)
@@ -137,6 +160,20 @@ class Trainer:
                     bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
                                     refresh=False)
         return total_loss / seen, correct / seen
+
+    def _check_finite(self, value, epoch, step, total_loss, correct, seen):
+        """Stop with TrainingDiverged when the loss is NaN or infinite, keeping in
+        ``diverged_at`` what the epoch had reached, so that its pictures can be drawn."""
+        if not math.isfinite(value):
+            self.diverged_at = {"epoch": epoch, "step": step, "lr": self.current_lr(),
+                                "train_loss": total_loss / seen if seen else None,
+                                "train_accuracy": correct / seen if seen else None}
+            last_good = self.out_dir / CHECKPOINT if self.out_dir else None
+            where = (f" the last good checkpoint is in {last_good};"
+                     if last_good is not None and last_good.exists() else "")
+            raise TrainingDiverged(
+                f"training diverged at epoch {epoch}, step {step}: the loss is {value};"
+                f"{where} try a smaller learning rate")
 
     @no_grad()
     def evaluate(self, X, y, batch_size=2048):

@@ -28,6 +28,7 @@ from ..ops import (  # noqa: F401  (re-exported: nn.functional is where networks
     tanh,
 )
 from ..tensor import Tensor, as_generator
+from ..tracing import tracing
 
 
 def softmax(x, dim=-1):
@@ -48,8 +49,17 @@ def dropout(x, p=0.5, training=True, generator=None):
     if p == 1:
         return x * 0.0
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
-    keep = as_generator(generator).random(data.shape) >= p
-    return x * (keep * np.asarray(1 / (1 - p), dtype=data.dtype))
+    mask = dropout_mask(generator, data.shape, p, data.dtype)
+    if tracing.recorder is not None:  # a compiled step draws a new mask at every replay
+        tracing.recorder.on_random(mask, dropout_mask, (generator, data.shape, p, data.dtype))
+    return x * mask
+
+
+def dropout_mask(generator, shape, p, dtype):
+    """0 with probability ``p``, else 1 / (1 - p): one draw of ``generator.random(shape)``
+    (``generator``: a seed, a Generator or None for the default generator)."""
+    keep = as_generator(generator).random(shape) >= p
+    return keep * np.asarray(1 / (1 - p), dtype=dtype)
 
 
 # ----- regularization ---------------------------------------------------------------------

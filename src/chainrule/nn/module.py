@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ChainruleError, ShapeError
 from ..tensor import Tensor
+from ..tracing import tracing
 
 
 class Parameter(Tensor):
@@ -138,6 +139,8 @@ class Module:
                                   "Module subclass computes its output there")
 
     def __call__(self, *args, **kwargs):
+        if tracing.recorder is not None:  # a compiled step guards the modules it ran
+            tracing.recorder.on_module_call(self)
         depth = getattr(_calls, "depth", 0)
         if depth == 0:
             _remember_labels(self, args)
@@ -221,6 +224,8 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True):
         """Reset the gradients of every parameter (to None, or to zeros in place)."""
+        if tracing.recorder is not None:
+            tracing.recorder.on_zero_grad(self, set_to_none)
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None

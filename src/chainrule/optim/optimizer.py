@@ -24,6 +24,7 @@ import numpy as np
 from ..engine import enable_grad
 from ..errors import CheckpointError, OptimizerError, ShapeError
 from ..tensor import Tensor
+from ..tracing import tracing
 
 
 def check_hyperparameter(name, value, low=0.0, high=None, high_inclusive=False):
@@ -156,6 +157,8 @@ class Optimizer:
         parameter that receives no gradient is skipped by ``step()``; with ``False`` the
         gradient arrays are filled with zeros in place and reused by the next backward.
         """
+        if tracing.recorder is not None:
+            tracing.recorder.on_zero_grad(self, set_to_none)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -174,6 +177,8 @@ class Optimizer:
             closure: optional function that recomputes the loss (zero_grad, forward,
                 backward) and returns it; it runs, with gradients enabled, before the update.
         """
+        if tracing.recorder is not None:
+            tracing.recorder.on_optimizer_step(self, closure)
         loss = None
         if closure is not None:
             with enable_grad():
