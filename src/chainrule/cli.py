@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import sys
+import threading
+from pathlib import Path
 
 from .data import DATASETS
 from .errors import ChainruleError
@@ -39,6 +43,20 @@ def _hidden_size(text):
     return value
 
 
+def _memory_size(text):
+    """'8G', '512M', '100K' or a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("B")
+    scale = units.get(text[-1:], 1)
+    try:
+        value = float(text[:-1] if text[-1:] in units else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 8G or 512M") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"a memory size must be positive, got {text!r}")
+    return int(value)
+
+
 def _add_train_options(p):
     defaults = RunConfig()
     p.add_argument("--dataset", default=defaults.dataset, choices=DATASETS)
@@ -67,6 +85,9 @@ def _add_train_options(p):
     p.add_argument("--out", help="folder for the checkpoint, summary.json, history.csv, plots")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own options")
+    p.add_argument("--max-memory", type=_memory_size,
+                   help="refuse a model needing more than this (e.g. 16G; default: the "
+                        "machine's RAM)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--diagnose", action="store_true",
                    help="watch for dead ReLUs, saturation and bad update sizes per layer; "
@@ -138,7 +159,8 @@ def _train(args):
 
         callbacks.append(DiagnosticsMonitor(args.out))
     summary = experiment.train(config_from_args(args), resume=args.resume,
-                               progress=False if args.quiet else None, callbacks=callbacks)
+                               progress=False if args.quiet else None, callbacks=callbacks,
+                               max_memory=args.max_memory)
     print(_format_summary(summary, args.out))
     for monitor in callbacks:
         for epoch, text in monitor.warnings:
@@ -193,7 +215,31 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": 
             "demo": _demo}
 
 
+def _interrupted(args) -> str:
+    """What a Ctrl-C leaves behind, and how to go on."""
+    out = getattr(args, "out", None) if args is not None else None
+    if getattr(args, "command", None) != "train" or not out:
+        return "chainrule: interrupted"
+    from .train import CHECKPOINT
+
+    if (Path(out) / CHECKPOINT).exists():
+        return (f"chainrule: interrupted; the last finished epoch is saved in {out}: "
+                f"continue with `chainrule train --out {out} --resume`")
+    return ("chainrule: interrupted before the first epoch ended, so there is nothing to "
+            f"resume in {out}: start the run again (without --resume)")
+
+
 def main(argv=None) -> int:
+    code = _main(argv)
+    if argv is None and threading.current_thread() is threading.main_thread():
+        # The work is done and reported: a Ctrl-C while Python shuts down must not turn
+        # a finished run into a silent failure (exit -2).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv) -> int:
+    args = None
     try:
         args = make_parser().parse_args(argv)
         COMMANDS[args.command](args)
@@ -205,6 +251,6 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("chainrule: interrupted", file=sys.stderr)
+        print(_interrupted(args), file=sys.stderr)
         return 130
     return 0

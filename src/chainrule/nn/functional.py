@@ -75,10 +75,16 @@ def elu(x, alpha=1.0):
     return ELU.apply(x, alpha=alpha)
 
 
+_GELU_CUBIC_RANGE = 10.0  # tanh(0.798 (10 + 0.0447 * 10^3)) is 1 even in float64
+
+
 def gelu(x, approximate="none"):
     """x Phi(x) with Phi the normal CDF; ``approximate="tanh"`` uses PyTorch's tanh form."""
     if approximate == "tanh":
-        inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+        # The cubic term only matters where tanh is not yet saturated; clipping it keeps
+        # x^3 from overflowing, which would make the gradient inf * 0 = NaN for huge |x|.
+        cubed = ops.clip(x, -_GELU_CUBIC_RANGE, _GELU_CUBIC_RANGE)
+        inner = 0.7978845608028654 * (x + 0.044715 * cubed * cubed * cubed)
         return 0.5 * x * (1 + ops.tanh(inner))
     if approximate != "none":
         raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")

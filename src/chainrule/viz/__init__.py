@@ -20,13 +20,17 @@ from .dot import graphviz_available, render_with_graphviz, to_dot
 from .explain import Explanation, explain
 from .expr import parse_expression, parse_values
 from .graph import Graph, collect_graph
-from .svg import render_svg
+from .svg import render_svg, total_span
 
 __all__ = ["GraphDrawing", "draw_graph", "explain", "Explanation", "parse_expression",
            "parse_values"]
 
 FORMATS = ("svg", "dot")
 LAYOUTS = ("auto", "graphviz", "python")
+MAX_DRAWN_NODES = 1000  # past this a drawing is unreadable, and slow to make
+# Graphviz's time grows fast with long edges (x + x + ... + x): with "auto" it is used
+# only while the edges' total length stays below this, and never for long.
+GRAPHVIZ_MAX_SPAN, GRAPHVIZ_TIMEOUT = 600, 20.0
 
 
 class GraphDrawing(str):
@@ -106,12 +110,18 @@ def draw_graph(output, path=None, format="svg", show_grad=True, show_values=True
         raise ChainruleError("draw_graph: layout='graphviz' needs Graphviz's 'dot' program on "
                              "the PATH; use layout='python' (or 'auto') instead")
     graph = collect_graph(output, show_grad=show_grad)
+    if len(graph.nodes) > MAX_DRAWN_NODES:
+        raise ChainruleError(f"draw_graph: the graph has {len(graph.nodes)} nodes, too many "
+                             f"to draw (the limit is {MAX_DRAWN_NODES}); explain(output) "
+                             "(`chainrule explain` on the command line) shows it as a table")
     if format == "dot":
         text = to_dot(graph, show_values, show_grad)
     else:
         text = None
-        if layout != "python" and graphviz_available():
-            text = render_with_graphviz(to_dot(graph, show_values, show_grad))
+        if layout == "graphviz" or (layout == "auto" and graphviz_available()
+                                    and total_span(graph) <= GRAPHVIZ_MAX_SPAN):
+            text = render_with_graphviz(to_dot(graph, show_values, show_grad),
+                                        timeout=GRAPHVIZ_TIMEOUT)
         if text is None:
             text = render_svg(graph, show_values, show_grad)
     drawing = GraphDrawing(text, format, graph)
