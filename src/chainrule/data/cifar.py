@@ -85,11 +85,16 @@ class _ArrayStub:
         self.array = _array_from_bytes(raw, dtype, shape, fortran)
 
 
-_NDARRAY = object()  # stands for numpy.ndarray, which may only be named, never called
+def _ndarray(*args, **kwargs):
+    """Stands for numpy.ndarray, which a batch may name (for _reconstruct) but not call:
+    called, it makes views with any strides over any buffer (zero strides: gigabytes
+    out of one byte)."""
+    raise DataError("an array made by calling numpy.ndarray directly rather than from "
+                    "its bytes")
 
 
 def _reconstruct(subtype, shape, typecode):
-    if subtype is not _NDARRAY:
+    if subtype is not _ndarray:
         raise DataError("an array of a class other than numpy.ndarray")
     return _ArrayStub()
 
@@ -115,7 +120,7 @@ def _encode_latin1(text, encoding="utf-8"):
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "ndarray"): _ndarray,
     ("numpy", "dtype"): _DTypeStub,
     ("numpy.core.multiarray", "scalar"): _scalar,
     ("numpy._core.multiarray", "scalar"): _scalar,

@@ -95,20 +95,20 @@ def _read_idx_stream(f, path: Path, size: int | None, limit: int) -> np.ndarray:
         raise DataError(f"{path}: the header promises shape {shape} of {dtype.name} "
                         f"({expected} bytes), more than a file of this size can honestly "
                         f"hold (at most {limit}); the file is damaged or hostile")
-    data = np.empty(math.prod(shape), dtype=dtype)
-    view, filled = memoryview(data.view(np.uint8)), 0
-    while filled < expected:
-        piece = f.read(min(expected - filled, _READ_PIECE))
+    # Memory grows with the data actually read, never with what the header claims.
+    data = bytearray()
+    while len(data) < expected:
+        piece = f.read(min(expected - len(data), _READ_PIECE))
         if not piece:
             raise DataError(f"{path}: file truncated: shape {shape} of {dtype.name} needs "
-                            f"{expected} data bytes, found {filled}")
-        view[filled:filled + len(piece)] = piece
-        filled += len(piece)
+                            f"{expected} data bytes, found {len(data)}")
+        data += piece
     if f.read(1):
         raise DataError(f"{path}: file has extra bytes at the end: shape {shape} of "
                         f"{dtype.name} needs {expected} data bytes")
     # astype copies into native byte order; a native-order array is returned as it is.
-    return data.reshape(shape).astype(dtype.newbyteorder("="), copy=False)
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 _FILES = {
