@@ -244,7 +244,7 @@ def _main(argv) -> int:
         args = make_parser().parse_args(argv)
         COMMANDS[args.command](args)
     except ChainruleError as e:
-        print(f"chainrule: error: {e}", file=sys.stderr)
+        print(f"chainrule: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except OSError as e:  # unreadable or unwritable paths given by the user
         print(f"chainrule: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from . import optim
 from ._io import folder_lock
 from .data import Standardize, load_dataset
@@ -280,6 +282,7 @@ def _train(config, resume, progress, callbacks, max_memory) -> dict:
     return summary
 
 
+@np.errstate(all="ignore")  # a model of huge weights is drawn as it is, without warnings
 def write_pictures(out: Path, model, data, history) -> list[str]:
     """curves.png always; boundary.png for 2-D data; templates.png for images (none
     without matplotlib, an optional extra)."""

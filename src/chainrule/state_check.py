@@ -90,6 +90,43 @@ def check_history(history, epoch: int) -> list:
     return history
 
 
+def check_settings(saved, template, where: str, changing) -> None:
+    """Values that only the run's options set (a rate's decay, a schedule's length) must
+    equal this run's; only the keys in ``changing`` (counters, the current rate) may
+    differ. ``saved`` must already have passed ``check_like``."""
+    if isinstance(template, dict):
+        for key, expected in template.items():
+            if key in changing:
+                continue
+            if isinstance(expected, list) and expected and isinstance(expected[0], dict):
+                for i, (a, b) in enumerate(zip(saved[key], expected)):
+                    check_settings(a, b, f"{where}[{key!r}][{i}]", changing)
+            elif _plain(saved[key]) != _plain(expected):
+                raise CheckpointError(f"checkpoint{where}[{key!r}] is {_brief(saved[key])}; "
+                                      f"this run's options give {_brief(expected)}")
+
+
+def check_range(value, where: str, low=0.0, high=math.inf) -> None:
+    """A number in [low, high]."""
+    if not low <= value <= high:
+        raise CheckpointError(f"checkpoint{where} is {value!r}, outside [{low}, {high}]")
+
+
+def _plain(value):
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _brief(value) -> str:
+    """A value in a few characters, on one line."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return " ".join(repr(value).split())[:40]
+
+
 def _refuse(where, wanted, saved):
     raise CheckpointError(f"checkpoint{where} should be {wanted}, found "
-                          f"{type(saved).__name__} {saved!r:.40}")
+                          f"{type(saved).__name__} {_brief(saved)}")

@@ -29,10 +29,14 @@ from .nn import functional as F
 from .nn.layers import Dropout
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .serialization import load, save
-from .state_check import check_history, check_like
+from .state_check import check_history, check_like, check_range, check_settings
 
 LOSSES = {"softmax": F.cross_entropy, "svm": F.hinge_loss}
 CHECKPOINT, BEST = "checkpoint.crk", "best.crk"
+# What may change during a run in an optimizer's or scheduler's state (all else is set
+# by the run's options and must match them on resume).
+_CHANGING = frozenset({"state", "lr", "last_epoch", "_step_count", "_is_initial", "_last_lr",
+                       "best", "cooldown_counter", "num_bad_epochs"})
 
 
 class TrainingDiverged(ChainruleError):
@@ -369,6 +373,7 @@ class Trainer:
         if self.scheduler is not None and state.get("scheduler") is None:
             raise CheckpointError("it has no learning-rate schedule; this run has one")
         check_like(state, template)
+        self._check_settings(state, template)
         if state["epoch"] < 1 or state["bad_epochs"] < 0 or not (
                 0 <= state["seconds"] < math.inf):
             raise CheckpointError("its epoch, bad_epochs or seconds are out of range")
@@ -386,6 +391,29 @@ class Trainer:
                 raise CheckpointError(f"parameter {name} is not finite")
         return history
 
+    @staticmethod
+    def _check_settings(state, template):
+        """Hyperparameters must be this run's; counters and rates must be in range."""
+        optimizer = state["optimizer"]
+        check_settings(optimizer, template["optimizer"], "['optimizer']", _CHANGING)
+        for i, group in enumerate(optimizer["param_groups"]):
+            check_range(group["lr"], f"['optimizer']['param_groups'][{i}]['lr']")
+        for key, values in optimizer["state"].items():
+            if "step" in values:
+                check_range(values["step"], f"['optimizer']['state'][{key}]['step']", 1)
+        if state["scheduler"] is not None:
+            check_settings(state["scheduler"], template["scheduler"], "['scheduler']",
+                           _CHANGING)
+            schedulers = [state["scheduler"], *state["scheduler"].get("_schedulers", [])]
+            for i, scheduler in enumerate(schedulers):
+                where = "['scheduler']" + (f"['_schedulers'][{i - 1}]" if i else "")
+                for key in ("last_epoch", "_step_count", "cooldown_counter", "num_bad_epochs"):
+                    if key in scheduler:
+                        check_range(scheduler[key], f"{where}[{key!r}]", -1, 2**62)
+                for k, lr in enumerate(scheduler.get("_last_lr", [])):
+                    check_range(lr, f"{where}['_last_lr'][{k}]")
+
+    @np.errstate(all="ignore")  # the probe's values are thrown away
     def _optimizer_template(self) -> dict:
         """The optimizer's state dict after one step: what a checkpoint of a run that
         has trained holds. The step is taken with zero gradients and then undone."""

@@ -9,9 +9,11 @@ stand-in that builds the array from the bytes in the file, and refuses the rest.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
+import pickletools
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +149,22 @@ class _BatchUnpickler(pickle.Unpickler):
         )
 
 
+def _check_opcodes(raw: bytes) -> None:
+    """Walk the pickle's opcodes without running them: every length it declares must fit
+    in the file and every memo slot must be one already numbered, because the unpickler
+    allocates what they declare before reading (a 4 GB string, a 2^32-slot memo)."""
+    opcodes = 0
+    try:
+        for opcode, arg, _ in pickletools.genops(raw):  # checks each length against the data
+            opcodes += 1
+            if opcode.name in ("BINPUT", "LONG_BINPUT", "PUT") and int(arg) > opcodes:
+                raise ValueError(f"a memo slot {arg} out of order")
+            if opcode.name == "FRAME" and arg > len(raw):
+                raise ValueError(f"a frame of {arg} bytes in a file of {len(raw)}")
+    except ValueError as exc:
+        raise DataError(f"the file is truncated or damaged ({exc!s:.100})") from None
+
+
 def _field(batch: dict, key: str):
     # Python 2 wrote bytes keys; a batch re-pickled by Python 3 may have str keys.
     value = batch[key.encode()] if key.encode() in batch else batch.get(key)
@@ -190,8 +208,9 @@ def read_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            batch = _BatchUnpickler(f, path).load()
+        raw = path.read_bytes()
+        _check_opcodes(raw)
+        batch = _BatchUnpickler(io.BytesIO(raw), path).load()
         if not isinstance(batch, dict):
             raise DataError(f"expected a pickled dict, found {type(batch).__name__}")
         data, labels = _field(batch, "data"), _field(batch, "labels")
