@@ -201,7 +201,12 @@ def _graph(args):
 def _explain(args):
     from .viz import explain
 
-    table = explain(_formula(args))
+    output = _formula(args)
+    if not output.requires_grad:
+        raise UsageError("the formula has no variable, so there is no backward pass to "
+                         'explain; use a letter for a value, e.g. chainrule explain "x * 3" '
+                         "--values x=2")
+    table = explain(output)
     print(table.to_markdown() if args.markdown else table)
 
 
