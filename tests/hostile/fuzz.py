@@ -115,7 +115,9 @@ class Fuzzer:
         rng, data = self.rng, bytearray(data)
         for _ in range(int(rng.integers(1, 4))):
             kind = int(rng.integers(7))
-            at = int(rng.integers(max(len(data), 1)))
+            if not data:
+                break  # truncated to nothing: an empty file is a case too
+            at = int(rng.integers(len(data)))
             if kind == 0:  # flip bits
                 data[at] ^= 1 << int(rng.integers(8))
             elif kind == 1:  # an extreme byte
