@@ -84,10 +84,16 @@ def test_round_trip_of_nested_containers_and_scalars(tmp_path):
     np.asfortranarray(np.arange(6.0).reshape(2, 3)),
     np.arange(10.0)[::3],
     np.array([1.5, 2.5], dtype=">f8"),
-    np.array(["cat", "frog"]),
 ], ids=lambda a: f"{a.dtype}{a.shape}")
 def test_round_trip_of_arrays_keeps_dtype_and_values(tmp_path, array):
     assert_same(round_trip({"x": array}, tmp_path)["x"], array)
+
+
+@pytest.mark.parametrize("array", [np.array(["cat", "frog"]), np.zeros(2, dtype="V0"),
+                                   np.zeros(2, dtype=[("a", "f4")])], ids=str)
+def test_arrays_that_are_not_plain_numbers_are_refused(tmp_path, array):
+    with pytest.raises(CheckpointError, match="only bool, integer, float and complex"):
+        cr.save({"x": array}, tmp_path / "c.crk")
 
 
 def test_float_bits_are_exact(tmp_path):

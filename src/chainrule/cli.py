@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import __version__
@@ -73,6 +76,20 @@ def _lr_help():
     return (f"learning rate (default: per optimizer: {rates}; ten times that on {toys})")
 
 
+def _memory_size(text):
+    """'8G', '512M', '100K' or a number of bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("B")
+    scale = units.get(text[-1:], 1)
+    try:
+        value = float(text[:-1] if text[-1:] in units else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 8G or 512M") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"a memory size must be positive, got {text!r}")
+    return int(value)
+
+
 def _add_train_options(p):
     defaults = RunConfig()
     epochs = ", ".join(f"{name} {d['epochs']}" for name, d in DATASET_DEFAULTS.items())
@@ -111,6 +128,9 @@ def _add_train_options(p):
                                  "pictures (default: a new folder runs/<dataset>-<n>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out with its own options")
+    p.add_argument("--max-memory", type=_memory_size,
+                   help="refuse a model needing more than this (e.g. 16G; default: the "
+                        "machine's RAM)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     p.add_argument("--no-compile", action="store_true",
                    help="run every training step eagerly instead of replaying a compiled "
@@ -237,7 +257,8 @@ def _train(args):
     summary = experiment.train(config_from_args(args), resume=args.resume,
                                progress=False if args.quiet else None,
                                callbacks=callbacks + recorders,
-                               compile=not args.no_compile)
+                               compile=not args.no_compile,
+                               max_memory=args.max_memory)
     print(_format_summary(summary, args.out))
     for line in recording.report(recorders):
         print(line)
@@ -303,7 +324,12 @@ def _graph(args):
 def _explain(args):
     from .viz import explain
 
-    table = explain(_formula(args))
+    output = _formula(args)
+    if not output.requires_grad:
+        raise UsageError("the formula has no variable, so there is no backward pass to "
+                         'explain; use a letter for a value, e.g. chainrule explain "x * 3" '
+                         "--values x=2")
+    table = explain(output)
     print(table.to_markdown() if args.markdown else table)
 
 
@@ -329,18 +355,42 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": 
             "demo": _demo, "player": _player, "playground": _playground}
 
 
+def _interrupted(args) -> str:
+    """What a Ctrl-C leaves behind, and how to go on."""
+    out = getattr(args, "out", None) if args is not None else None
+    if getattr(args, "command", None) != "train" or not out:
+        return "chainrule: interrupted"
+    from .train import CHECKPOINT
+
+    if (Path(out) / CHECKPOINT).exists():
+        return (f"chainrule: interrupted; the last finished epoch is saved in {out}: "
+                f"continue with `chainrule train --out {out} --resume`")
+    return ("chainrule: interrupted before the first epoch ended, so there is nothing to "
+            f"resume in {out}: start the run again (without --resume)")
+
+
 def main(argv=None) -> int:
+    code = _main(argv)
+    if argv is None and threading.current_thread() is threading.main_thread():
+        # The work is done and reported: a Ctrl-C while Python shuts down must not turn
+        # a finished run into a silent failure (exit -2).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
+def _main(argv) -> int:
+    args = None
     try:
         args = make_parser().parse_args(argv)
         COMMANDS[args.command](args)
     except ChainruleError as e:
-        print(f"chainrule: error: {e}", file=sys.stderr)
+        print(f"chainrule: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
         return 2
     except OSError as e:  # unreadable or unwritable paths given by the user
         print(f"chainrule: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "),
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("chainrule: interrupted", file=sys.stderr)
+        print(_interrupted(args), file=sys.stderr)
         return 130
     return 0

@@ -48,6 +48,20 @@ class DiagnosticsMonitor(Callback):
         self._steps = 0
         self._handles = []
 
+    # ----- kept in the trainer's checkpoint, so a resumed run keeps earlier epochs -------
+    def state_dict(self):
+        return {"records": json.dumps(self.records), "warnings": json.dumps(self.warnings),
+                "warned": json.dumps(sorted(self._warned))}
+
+    def load_state_dict(self, state):
+        records, warnings, warned = (json.loads(state[k]) for k in
+                                     ("records", "warnings", "warned"))
+        if not (isinstance(records, list) and all(isinstance(r, dict) for r in records)):
+            raise ValueError("diagnostics records must be a list of dicts")
+        self.records = records
+        self.warnings = [(int(epoch), str(text)) for epoch, text in warnings]
+        self._warned = {(str(layer), str(kind)) for layer, kind in warned}
+
     # ----- set-up -------------------------------------------------------------------------
     def on_train_begin(self, trainer):
         self._linears = [(name, m) for name, m in trainer.model.named_modules()

@@ -178,6 +178,7 @@ class Function:
             needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
             if True in needs:
                 ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
+                ctx.versions = [x._version if isinstance(x, Tensor) else None for x in inputs]
                 ctx.out = data if cls.saves_output else None
                 ctx.needs_input_grad, ctx.released = needs, False
                 out.requires_grad, out._ctx = True, ctx
@@ -281,6 +282,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             # Drop our reference to the node's own output before its rule runs, so that
             # (unless the user holds it) its memory is free while the gradients are made.
             node, t = (t if keep_node else None), None
+            _check_versions(ctx)
             if create_graph:
                 downstream = _call_recorded_backward(ctx, node, upstream)
             else:
@@ -313,6 +315,22 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     if captured is not None:
         return [captured[id(t)] for t in capture]
     return None
+
+
+def _check_versions(ctx):
+    """Refuse to backpropagate through values changed in place since the forward pass
+    saved them: the gradient would be silently wrong (PyTorch's version counter)."""
+    for i, (parent, saved) in enumerate(zip(ctx.parents, ctx.versions)):
+        if saved is not None and parent._version != saved:
+            how, label = getattr(parent, "_changed_by", None) or (None, None)
+            label = parent.name or label
+            what = f"'{label}' (shape {parent.shape}," if label else f"of shape {parent.shape} ("
+            raise GraphError(
+                f"backward: the tensor {what} input {i + 1} of '{ctx.fn.name}') was changed "
+                f"in place{f' by {how}' if how else ''} after the forward pass used it, so its "
+                "saved values are gone; run the forward pass again after changing it (e.g. "
+                "call load_state_dict or optimizer.step() before the forward, not between "
+                "forward and backward)")
 
 
 def _call_recorded_backward(ctx, t, upstream):

@@ -47,6 +47,10 @@ class OptimizerError(ArgumentError):
     """An invalid hyperparameter or parameter group given to an optimizer or scheduler."""
 
 
+class FolderBusyError(ChainruleError):
+    """Another run holds the lock on a run's folder; the message names the holder."""
+
+
 class TrainingDiverged(ChainruleError):
     """The loss became NaN or infinite; the message names the epoch and the step."""
 

@@ -5,20 +5,27 @@ This is what ``chainrule train`` and ``chainrule evaluate`` run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import itertools
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import numpy as np
+
 from . import optim
+from ._io import folder_lock
 from .data import Standardize, load_dataset
 from .engine import no_grad
 from .errors import ChainruleError, CheckpointError
 from .nn import ACTIVATIONS, MLP
 from .optim import lr_scheduler
 from .serialization import load, save
+from .state_check import check_like
 from .train import BEST, CHECKPOINT, LOSSES, Trainer, TrainingDiverged
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
@@ -116,6 +123,17 @@ class RunConfig:
                 raise ChainruleError(f"--{name.replace('_', '-')} must be a positive "
                                      f"{'integer' if kind is int else 'number'}, got {value}")
 
+        for name, value in (("lr", self.lr), ("momentum", self.momentum),
+                            ("dropout", self.dropout), ("weight_decay", self.weight_decay),
+                            ("reg", self.reg)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ChainruleError(f"--{name.replace('_', '-')} must be a finite number, "
+                                     f"got {value}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ChainruleError(f"--seed must be a non-negative integer, got {self.seed}")
+        if self.out is not None and not str(self.out).strip():
+            raise ChainruleError("--out is empty; give the folder for the run's files (an "
+                                 "empty name would write them over the current folder's)")
         for size in self.hidden:
             positive("hidden", size)
         positive("epochs", self.epochs)
@@ -155,6 +173,54 @@ class RunConfig:
     def from_dict(cls, values: dict) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# Bytes per parameter while training: the weights, their gradient, up to two optimizer
+# slots (Adam), the best weights kept for early stopping and the checkpoint being written.
+_COPIES_PER_PARAMETER = 6
+# Activations per unit of a layer: the output, the saved input of the next op and its
+# gradient; evaluation runs batches of this many rows.
+_COPIES_PER_ACTIVATION, _EVALUATION_BATCH = 4, 2048
+
+
+def estimate_memory(config: RunConfig, num_features: int, num_classes: int) -> int:
+    """Bytes a run of ``config`` needs for its model (float32 parameters, gradients,
+    optimizer state, saved copies) and its activations (training and evaluation
+    batches); an estimate made before anything is allocated."""
+    sizes = [num_features, *config.hidden, num_classes]
+    parameters = sum((n_in + 1) * n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    rows = max(config.batch_size, _EVALUATION_BATCH)
+    activations = rows * sum(sizes) * _COPIES_PER_ACTIVATION
+    return 4 * (parameters * _COPIES_PER_PARAMETER + activations)
+
+
+def physical_memory() -> int | None:
+    """This machine's RAM in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(config: RunConfig, num_features: int, num_classes: int, max_memory=None):
+    """Refuse a model that cannot fit in ``max_memory`` bytes (default: this machine's
+    RAM) before allocating it."""
+    limit = physical_memory() if max_memory is None else max_memory
+    needed = estimate_memory(config, num_features, num_classes)
+    if limit is not None and needed > limit:
+        raise ChainruleError(
+            f"the model ({num_features} inputs, hidden {config.hidden}, {num_classes} "
+            f"classes) needs about {_format_bytes(needed)} to train, more than the "
+            f"{_format_bytes(limit)} allowed; use smaller --hidden sizes, or pass "
+            "--max-memory SIZE if the machine really has the memory")
+
+
+def _format_bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"  # pragma: no cover
 
 
 def build_model(config: RunConfig, num_features: int, num_classes: int) -> MLP:
@@ -204,7 +270,14 @@ def prepare_data(config: RunConfig, scaler_state=None):
     if scaler_state is None:
         scaler.fit(data.X_train)
     else:
-        scaler.load_state_dict(scaler_state)
+        try:
+            scaler.load_state_dict(scaler_state)
+            if scaler.mean.shape != (data.num_features,):
+                raise ChainruleError(f"it has {scaler.mean.size} features, the data "
+                                     f"{data.num_features}")
+        except Exception as e:  # noqa: BLE001 - the saved state may hold anything
+            raise CheckpointError(f"the saved scaler does not fit {config.dataset} "
+                                  f"({type(e).__name__}: {e!s:.200})") from None
     data.X_train, data.X_val = scaler.transform(data.X_train), scaler.transform(data.X_val)
     if data.X_test is not None:
         data.X_test = scaler.transform(data.X_test)
@@ -236,14 +309,14 @@ def earlier_run_files(out) -> list[str]:
 
 
 def train(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False,
-          compile=True) -> dict:
+          compile=True, max_memory=None) -> dict:
     """Run ``config`` and write its results into ``config.out`` (if set); returns the
     summary. See ``run_training``."""
-    return run_training(config, resume, progress, callbacks, replace, compile)[0]
+    return run_training(config, resume, progress, callbacks, replace, compile, max_memory)[0]
 
 
 def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), replace=False,
-                 compile=True):
+                 compile=True, max_memory=None):
     """Train ``config``; returns (summary, trainer, scaler).
 
     With ``resume``, continue the run saved in ``config.out`` with its own options; a
@@ -252,21 +325,31 @@ def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), r
     Without it, a folder that holds an earlier run is refused, or with ``replace`` its
     files are deleted first, so no picture of the earlier run stays beside the new ones.
     If training diverges, the pictures of the epochs before are still drawn. ``compile``:
-    compile the training step (same numbers, faster; see ``cr.compile``).
+    compile the training step (same numbers, faster; see ``cr.compile``). A model that
+    would need more than ``max_memory`` bytes (default: the machine's RAM) is refused
+    before it is built. The run's folder is locked while it runs: a second run on it
+    fails at once.
     """
     if resume:  # the saved options, but the folder as given now (it may have moved)
         config = resumed_config(config)
-    elif config.out is not None:
-        earlier = earlier_run_files(config.out)
-        if earlier and not replace:
-            raise ChainruleError(
-                f"{config.out} already holds a run ({', '.join(earlier[:3])}); continue it "
-                f"with --resume, or choose a new --out (leave --out out for a fresh folder "
-                f"under runs/)")
-        for name in earlier:
-            (Path(config.out) / name).unlink()
     config = config.resolved()
+    fresh = not resume and config.out is not None
+    if fresh and earlier_run_files(config.out) and not replace:  # refused, nothing touched
+        raise ChainruleError(
+            f"{config.out} already holds a run "
+            f"({', '.join(earlier_run_files(config.out)[:3])}); continue it with --resume, "
+            f"or choose a new --out (leave --out out for a fresh folder under runs/)")
+    lock = folder_lock(config.out) if config.out is not None else contextlib.nullcontext()
+    with lock:  # the run's folder is its own until every file is written
+        if fresh:  # replace: the earlier run's files go, so no picture of it stays
+            for name in earlier_run_files(config.out):
+                (Path(config.out) / name).unlink()
+        return _train(config, resume, progress, callbacks, compile, max_memory)
+
+
+def _train(config, resume, progress, callbacks, compile, max_memory):
     data, scaler = prepare_data(config)
+    check_memory(config, data.num_features, data.num_classes, max_memory)
     model = build_model(config, data.num_features, data.num_classes)
     optimizer = build_optimizer(config, model.parameters())
     trainer = Trainer(model, optimizer, loss=config.loss,
@@ -297,6 +380,7 @@ def run_training(config: RunConfig, resume=False, progress=None, callbacks=(), r
     summary["dataset"] = repr(data)
     if config.out is not None:
         out = Path(config.out)
+        trainer.check_finite("at the end of training")  # never saved as "the model"
         save({"config": config.to_dict(), "model": model.state_dict(),
               "scaler": scaler.state_dict()}, out / MODEL)
         summary["pictures"] = write_pictures(out, model, data, trainer.history,
@@ -322,6 +406,7 @@ def resumed_config(config: RunConfig) -> RunConfig:
     return dataclasses.replace(saved, out=config.out, epochs=epochs)
 
 
+@np.errstate(all="ignore")  # a model of huge weights is drawn as it is, without warnings
 def write_pictures(out: Path, model, data, history, scaler=None, config=None,
                    diverged=False) -> list[str]:
     """curves.png always; boundary.png for 2-D data; templates.png for images (none
@@ -375,8 +460,26 @@ def _checkpoint_state(out) -> dict:
         raise ChainruleError("--resume needs --out, the folder of the run to continue")
     path = Path(out) / CHECKPOINT
     if not path.exists():
-        raise CheckpointError(f"cannot resume: no checkpoint at {path}")
+        raise CheckpointError(f"cannot resume: no checkpoint at {path} (a run stopped "
+                              "before its first epoch ended leaves none); start the run "
+                              "again without --resume")
     return load(path)
+
+
+def config_of(state, path) -> RunConfig:
+    """The RunConfig a checkpoint or model file was made with, checked."""
+    config = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} holds no run configuration")
+    try:
+        checked = RunConfig.from_dict(config)
+        checked.resolved()  # every value checked; the original keeps its None defaults
+    except ChainruleError as e:
+        raise CheckpointError(f"{path} holds an invalid run configuration: {e}") from None
+    except Exception as e:  # noqa: BLE001 - values of any type may be in the file
+        raise CheckpointError(f"{path} holds an invalid run configuration "
+                              f"({type(e).__name__}: {e!s:.200})") from None
+    return checked
 
 
 def saved_config(out) -> RunConfig:
@@ -417,17 +520,25 @@ def evaluate(checkpoint, data_dir=None) -> dict:
     ``checkpoint.crk`` or any checkpoint of a run; a folder: its ``model.crk``) on every
     split of its data set; returns {split: {"loss", "accuracy"}}."""
     path, state = read_checkpoint(checkpoint)
-    config = RunConfig.from_dict(state["config"])
+    config = config_of(state, path)
     if data_dir is not None:
         config.data_dir = data_dir
     config = config.resolved()
-    data, _ = prepare_data(config, state.get("scaler"))
-    model = build_model(config, data.num_features, data.num_classes)
     try:
-        model.load_state_dict(state["model"])
-    except (KeyError, ValueError, TypeError) as e:
-        raise CheckpointError(f"{path}: its weights do not fit the model its options "
-                              f"describe ({e})") from None
+        data, _ = prepare_data(config, state.get("scaler"))
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    check_memory(config, data.num_features, data.num_classes)
+    model = build_model(config, data.num_features, data.num_classes)
+    weights = state.get("model")
+    try:
+        check_like(weights, model.state_dict(), "['model']")
+        model.load_state_dict(weights)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001
+        raise CheckpointError(f"{path}: its weights do not fit the model "
+                              f"({type(e).__name__}: {e!s:.200})") from None
     trainer = Trainer(model, build_optimizer(config, model.parameters()), loss=config.loss,
                       progress=False)
     results = {}

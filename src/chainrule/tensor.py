@@ -31,7 +31,8 @@ class Tensor:
         name: an optional label, used when the graph is drawn or explained.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "_version",
+                 "_changed_by", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == is elementwise, identity stays hashable
 
@@ -41,6 +42,7 @@ class Tensor:
         self.name = name
         self._ctx = None
         self._retains_grad = False
+        self._version = 0
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -49,8 +51,9 @@ class Tensor:
     def _wrap(cls, data):
         """A tensor around an array the library just made: no checks, no copy."""
         t = cls.__new__(cls)
-        t.data, t.grad, t.requires_grad, t.name, t._ctx, t._retains_grad = (
-            data if type(data) is np.ndarray else np.asarray(data), None, False, None, None, False
+        t.data, t.grad, t.requires_grad, t.name, t._ctx, t._retains_grad, t._version = (
+            data if type(data) is np.ndarray else np.asarray(data), None, False, None, None, False,
+            0
         )
         return t
 
@@ -73,6 +76,22 @@ class Tensor:
                 f"{self.data.dtype} (make it with float data or dtype=cr.float32)"
             )
         self.requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def version(self) -> int:
+        """How many times ``data`` was changed in place (by an optimizer step,
+        ``load_state_dict`` or ``mark_changed``). A graph remembers the version of each
+        input it saved, and ``backward()`` refuses to use one changed since."""
+        return self._version
+
+    def mark_changed(self, how: str | None = None, label: str | None = None):
+        """Record that ``data`` was just written in place, so that a graph that saved the
+        old values refuses to go back through them. ``how`` (what wrote it) and ``label``
+        (what the writer calls this tensor, e.g. "0.weight") go into that error message.
+        Writing into ``.data`` yourself? Call this after."""
+        self._version += 1
+        self._changed_by = (how, label)
         return self
 
     def retain_grad(self):

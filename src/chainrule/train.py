@@ -16,21 +16,27 @@ import json
 import math
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from . import compiler
-from ._io import atomic_write_text
+from ._io import atomic_write_text, folder_lock, remove_temporary_files
 from .data import DataLoader
 from .engine import no_grad
 from .errors import ArgumentError, ChainruleError, CheckpointError, TrainingDiverged
 from .nn import functional as F
 from .optim.lr_scheduler import ReduceLROnPlateau
 from .serialization import load, save
+from .state_check import check_history, check_like, check_range, check_settings
 
 LOSSES = {"softmax": F.cross_entropy, "svm": F.hinge_loss}
 CHECKPOINT, BEST = "checkpoint.crk", "best.crk"
+# What may change during a run in an optimizer's or scheduler's state (all else is set
+# by the run's options and must match them on resume).
+_CHANGING = frozenset({"state", "lr", "last_epoch", "_step_count", "_is_initial", "_last_lr",
+                       "best", "cooldown_counter", "num_bad_epochs"})
 
 
 class Callback:
@@ -50,6 +56,13 @@ class Callback:
     def on_epoch_end(self, trainer, record: dict): ...
 
     def on_train_end(self, trainer): ...
+
+    def state_dict(self):
+        """What this callback must keep across a resumed run (saved in the checkpoint
+        under the class's name), or None for nothing."""
+        return None
+
+    def load_state_dict(self, state): ...
 
 
 class Trainer:
@@ -168,14 +181,25 @@ class Trainer:
             self.diverged_at = {"epoch": epoch, "step": step, "lr": self.current_lr(),
                                 "train_loss": total_loss / seen if seen else None,
                                 "train_accuracy": correct / seen if seen else None}
-            last_good = self.out_dir / CHECKPOINT if self.out_dir else None
-            where = (f" the last good checkpoint is in {last_good};"
-                     if last_good is not None and last_good.exists() else "")
-            raise TrainingDiverged(
-                f"training diverged at epoch {epoch}, step {step}: the loss is {value};"
-                f"{where} try a smaller learning rate")
+            raise TrainingDiverged(self._diverged(f"at epoch {epoch}, step {step}: the "
+                                                  f"loss is {value}"))
+
+    def _diverged(self, what: str) -> str:
+        last_good = self.out_dir / CHECKPOINT if self.out_dir else None
+        where = (f" the last good checkpoint is in {last_good};"
+                 if last_good is not None and last_good.exists() else "")
+        return f"training diverged {what};{where} try a smaller learning rate"
+
+    def check_finite(self, when: str):
+        """Raise ``TrainingDiverged`` if a parameter holds NaN or infinity: such a model
+        is never saved as a checkpoint or as the trained model."""
+        for name, p in self.model.named_parameters():
+            if not np.isfinite(p.data).all():
+                raise TrainingDiverged(self._diverged(f"{when}: parameter {name} is no "
+                                                      "longer finite"))
 
     @no_grad()
+    @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # reported, not warned
     def evaluate(self, X, y, batch_size=2048):
         """(mean loss, accuracy) of the model in evaluation mode on (X, y)."""
         was_training = self.model.training
@@ -198,8 +222,17 @@ class Trainer:
         summary. With ``resume``, continue from the checkpoint in ``out_dir``."""
         loader = DataLoader(data.X_train, data.y_train, batch_size=self.batch_size,
                             shuffle=True, seed=self.seed)
+        with self.folder_lock():
+            return self._fit(data, loader, resume)
+
+    def folder_lock(self):
+        """The lock on ``out_dir`` that keeps a second run out of it (nothing without
+        ``out_dir``); fit takes it, and so may a caller that writes more files there."""
+        return nullcontext() if self.out_dir is None else folder_lock(self.out_dir)
+
+    def _fit(self, data, loader, resume):
         if self.out_dir is not None:
-            self._remove_unfinished_writes()
+            remove_temporary_files(self.out_dir)  # left by a run killed while writing
         first_epoch = self._restore(loader) + 1 if resume else 1
         self._history_on_disk = 0  # rows of history.csv known to be on disk
         for cb in self.callbacks:
@@ -222,7 +255,11 @@ class Trainer:
                     for cb in self.callbacks:
                         cb.on_train_end(self)
                     raise
+                self.check_finite(f"at the end of epoch {epoch}")
                 val_loss, val_acc = self.evaluate(data.X_val, data.y_val)
+                if not math.isfinite(val_loss):
+                    raise TrainingDiverged(self._diverged(f"at epoch {epoch}: the validation "
+                                                          f"loss is {val_loss}"))
                 self._step_scheduler(val_loss)
                 self._seconds += time.perf_counter() - started
                 record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
@@ -308,9 +345,12 @@ class Trainer:
             "bad_epochs": self._bad_epochs,
             "seconds": self._seconds,
             "config": self.config,
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks
+                          if cb.state_dict() is not None},
         }
 
     def _checkpoint(self, epoch, loader, improved):
+        self.check_finite(f"at the end of epoch {epoch}")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if improved:  # the best weights first: a resumed run recomputes them identically
             save({"epoch": epoch, "model": self._best_state, "config": self.config},
@@ -319,33 +359,123 @@ class Trainer:
         self._write_history()
 
     def _restore(self, loader) -> int:
-        """Load the checkpoint in ``out_dir``; returns the last finished epoch."""
+        """Load the checkpoint in ``out_dir``; returns the last finished epoch. The whole
+        checkpoint is checked against what this trainer saves before anything is
+        restored, so a damaged or edited one is one ``CheckpointError``."""
         if self.out_dir is None:
             raise ChainruleError("resume needs the output directory of the run (out_dir)")
         path = self.out_dir / CHECKPOINT
         if not path.exists():
-            raise CheckpointError(f"cannot resume: no checkpoint at {path}")
+            raise CheckpointError(f"cannot resume: no checkpoint at {path} (a run stopped "
+                                  "before its first epoch ended leaves none); start the run "
+                                  "again without resume")
         state = load(path)
+        try:
+            history = self._check_checkpoint(state, loader)
+        except CheckpointError as e:
+            raise CheckpointError(f"cannot resume from {path}: {e}") from None
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state["scheduler"] is not None:
+            if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
             loader.load_state_dict(state["loader"])
             self.model.load_extra_states(state["extra_state"])
-            history = state["history"]
-            self.history = json.loads(history) if isinstance(history, str) else list(history)
-            self.best = dict(state["best"])
-            self._bad_epochs, self._seconds = state["bad_epochs"], state["seconds"]
-        except (KeyError, ValueError, TypeError) as e:
+            saved_callbacks = state.get("callbacks", {})
+            for cb in self.callbacks:
+                if type(cb).__name__ in saved_callbacks:
+                    cb.load_state_dict(saved_callbacks[type(cb).__name__])
+        except Exception as e:  # noqa: BLE001 - any failure here is the checkpoint's
             raise CheckpointError(f"cannot resume from {path}: it does not match this model "
-                                  f"and optimizer ({e})") from None
+                                  f"and optimizer ({type(e).__name__}: {e!s:.200})") from None
+        self.history = history
+        self.best = dict(state["best"])
+        self._bad_epochs, self._seconds = state["bad_epochs"], float(state["seconds"])
         best_path = self.out_dir / BEST
         if best_path.exists():
             best = load(best_path)
+            if not isinstance(best, dict) or best.get("epoch") is None:
+                raise CheckpointError(f"cannot resume: {best_path} is not a checkpoint of "
+                                      "best weights")
             if best["epoch"] == self.best["epoch"]:
+                try:
+                    check_like(best["model"], self.model.state_dict(), "['model']")
+                except CheckpointError as e:
+                    raise CheckpointError(f"cannot resume from {best_path}: {e}") from None
                 self._best_state = best["model"]
-        return int(state["epoch"])
+        return state["epoch"]
+
+    def _check_checkpoint(self, state, loader) -> list:
+        """Check ``state`` against the state this trainer would save; returns the
+        history. Raises ``CheckpointError`` naming the first value that does not fit."""
+        if not isinstance(state, dict):
+            raise CheckpointError("it is not a trainer checkpoint")
+        template = self._state(0, loader)
+        template["optimizer"] = self._optimizer_template()
+        del template["config"], template["callbacks"]  # other runs, other options
+        state = {k: v for k, v in state.items() if k not in ("config", "callbacks")}
+        if self.scheduler is None and state.get("scheduler") is not None:
+            raise CheckpointError("it has a learning-rate schedule; this run has none")
+        if self.scheduler is not None and state.get("scheduler") is None:
+            raise CheckpointError("it has no learning-rate schedule; this run has one")
+        check_like(state, template)
+        self._check_settings(state, template)
+        if state["epoch"] < 1 or state["bad_epochs"] < 0 or not (
+                0 <= state["seconds"] < math.inf):
+            raise CheckpointError("its epoch, bad_epochs or seconds are out of range")
+        try:
+            history = json.loads(state["history"])
+        except ValueError:
+            raise CheckpointError("its history is not valid JSON") from None
+        check_history(history, state["epoch"])
+        best = state["best"]
+        if not 0 <= best["epoch"] <= state["epoch"]:
+            raise CheckpointError(f"its best epoch {best['epoch']} is not one of the "
+                                  f"{state['epoch']} finished epochs")
+        for name, array in state["model"].items():
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                raise CheckpointError(f"parameter {name} is not finite")
+        return history
+
+    @staticmethod
+    def _check_settings(state, template):
+        """Hyperparameters must be this run's; counters and rates must be in range."""
+        optimizer = state["optimizer"]
+        check_settings(optimizer, template["optimizer"], "['optimizer']", _CHANGING)
+        for i, group in enumerate(optimizer["param_groups"]):
+            check_range(group["lr"], f"['optimizer']['param_groups'][{i}]['lr']")
+        for key, values in optimizer["state"].items():
+            if "step" in values:
+                check_range(values["step"], f"['optimizer']['state'][{key}]['step']", 1)
+        if state["scheduler"] is not None:
+            check_settings(state["scheduler"], template["scheduler"], "['scheduler']",
+                           _CHANGING)
+            schedulers = [state["scheduler"], *state["scheduler"].get("_schedulers", [])]
+            for i, scheduler in enumerate(schedulers):
+                where = "['scheduler']" + (f"['_schedulers'][{i - 1}]" if i else "")
+                for key in ("last_epoch", "_step_count", "cooldown_counter", "num_bad_epochs"):
+                    if key in scheduler:
+                        check_range(scheduler[key], f"{where}[{key!r}]", -1, 2**62)
+                for k, lr in enumerate(scheduler.get("_last_lr", [])):
+                    check_range(lr, f"{where}['_last_lr'][{k}]")
+
+    @np.errstate(all="ignore")  # the probe's values are thrown away
+    def _optimizer_template(self) -> dict:
+        """The optimizer's state dict after one step: what a checkpoint of a run that
+        has trained holds. The step is taken with zero gradients and then undone."""
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        before = self.optimizer.state_dict()
+        values, grads = [p.data.copy() for p in params], [p.grad for p in params]
+        try:
+            for p in params:
+                p.grad = np.zeros_like(p.data)
+            self.optimizer.step()
+            return self.optimizer.state_dict()
+        finally:
+            self.optimizer.load_state_dict(before)
+            for p, value, grad in zip(params, values, grads):
+                p.data[...] = value
+                p.grad = grad
 
     def _write_history(self):
         """history.csv: rewritten whole the first time in a run, then one row appended per
@@ -365,13 +495,6 @@ class Trainer:
             writer.writerows(self.history)
             atomic_write_text(path, buffer.getvalue())
         self._history_on_disk = len(self.history)
-
-    def _remove_unfinished_writes(self):
-        """Temporary files left by a write that was killed midway; never a real file."""
-        if self.out_dir.is_dir():
-            for name in (CHECKPOINT, BEST, "history.csv", "summary.json"):
-                for leftover in self.out_dir.glob(f".{name}.*.tmp"):
-                    leftover.unlink(missing_ok=True)
 
     def _write_reports(self, summary):
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ where Debian's ``dataset-fashion-mnist`` package puts them.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -32,14 +33,11 @@ _IDX_TYPES = {
 }
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        return path.read_bytes()
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: not a readable gzip file ({exc})") from None
+# A gzipped IDX file may expand to at most this many times its size (or to the floor,
+# whichever is more). Real MNIST files expand 2-5 times; a "gzip bomb" (1 MB of zeros
+# that expands to 1 GB) is refused before it costs memory.
+MAX_GZIP_RATIO, GZIP_FLOOR = 100, 1 << 24
+_READ_PIECE = 1 << 22
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -48,38 +46,69 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     The file starts with a magic number: two zero bytes, a type code (0x08 uint8, 0x09
     int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64) and the number of dimensions;
     then one big-endian int32 per dimension, then the elements in C order. Returns an array
-    of that shape in native byte order. A file whose size does not match its header exactly
+    of that shape in native byte order. The header is read first and checked against the
+    file's size (for a gzipped file: at most ``MAX_GZIP_RATIO`` times its size) before any
+    memory is set aside, and the data is read in pieces, so a file cannot make this
+    allocate more than it holds. A file whose size does not match its header exactly
     raises ``DataError`` naming the file, the expected and the found sizes.
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: expected an IDX header of at least 4 bytes, found {len(raw)}")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+    try:
+        with open(path, "rb") as plain:
+            stored = os.fstat(plain.fileno()).st_size
+            if path.name.endswith(".gz"):
+                with gzip.GzipFile(fileobj=plain, mode="rb") as f:
+                    limit = max(MAX_GZIP_RATIO * stored, GZIP_FLOOR)
+                    return _read_idx_stream(f, path, None, limit)
+            return _read_idx_stream(plain, path, stored, stored)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable gzip file ({exc})") from None
+    except MemoryError:
+        raise DataError(f"{path}: the data does not fit in memory") from None
+
+
+def _read_idx_stream(f, path: Path, size: int | None, limit: int) -> np.ndarray:
+    """Header, checks, then the elements; ``size`` is the file's length if known."""
+    magic = f.read(4)
+    if len(magic) < 4:
+        raise DataError(f"{path}: expected an IDX header of at least 4 bytes, "
+                        f"found {len(magic)}")
+    if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_TYPES:
         raise DataError(
             f"{path}: not an IDX file: expected a magic number 00 00 <type 08/09/0B/0C/0D/0E> "
-            f"<ndim>, found {raw[:4].hex(' ')}"
+            f"<ndim>, found {magic.hex(' ')}"
         )
-    dtype = _IDX_TYPES[raw[2]]
-    ndim = raw[3]
+    dtype, ndim = _IDX_TYPES[magic[2]], magic[3]
+    dims = f.read(4 * ndim)
     header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise DataError(
-            f"{path}: truncated header: {ndim} dimensions need {header_size} bytes, "
-            f"found {len(raw)}"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header_size
-    if found != expected:
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated header: {ndim} dimensions need {header_size} "
+                        f"bytes, found {4 + len(dims)}")
+    shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: no overflow to 0
+    if size is not None and size - header_size != expected:
+        found = size - header_size
         problem = "truncated" if found < expected else "has extra bytes at the end"
-        raise DataError(
-            f"{path}: file {problem}: shape {shape} of {dtype.name} needs {expected} data "
-            f"bytes, found {found}"
-        )
-    data = np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape)
-    # astype copies into native byte order and gives a writable array.
-    return data.astype(dtype.newbyteorder("="))
+        raise DataError(f"{path}: file {problem}: shape {shape} of {dtype.name} needs "
+                        f"{expected} data bytes, found {found}")
+    if expected > limit:
+        raise DataError(f"{path}: the header promises shape {shape} of {dtype.name} "
+                        f"({expected} bytes), more than a file of this size can honestly "
+                        f"hold (at most {limit}); the file is damaged or hostile")
+    # Memory grows with the data actually read, never with what the header claims.
+    data = bytearray()
+    while len(data) < expected:
+        piece = f.read(min(expected - len(data), _READ_PIECE))
+        if not piece:
+            raise DataError(f"{path}: file truncated: shape {shape} of {dtype.name} needs "
+                            f"{expected} data bytes, found {len(data)}")
+        data += piece
+    if f.read(1):
+        raise DataError(f"{path}: file has extra bytes at the end: shape {shape} of "
+                        f"{dtype.name} needs {expected} data bytes")
+    # astype copies into native byte order; a native-order array is returned as it is.
+    array = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 _FILES = {
@@ -146,6 +175,9 @@ def _load_pair(images_file: Path, labels_file: Path) -> tuple[np.ndarray, np.nda
             f"{images_file}: expected uint8 images of shape (N, rows, cols), "
             f"found {images.dtype.name} of shape {images.shape}"
         )
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{labels_file}: labels must be integers (IDX type 08, 09, 0B or "
+                        f"0C), found {labels.dtype.name}; is this really a labels file?")
     if labels.ndim != 1:
         raise DataError(f"{labels_file}: expected labels of shape (N,), found {labels.shape}")
     if len(images) != len(labels):
@@ -153,7 +185,10 @@ def _load_pair(images_file: Path, labels_file: Path) -> tuple[np.ndarray, np.nda
             f"{images_file.name} holds {len(images)} images but {labels_file.name} holds "
             f"{len(labels)} labels"
         )
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+    if len(images) == 0:
+        raise DataError(f"{images_file}: the file holds no images (its first dimension "
+                        "is 0)")
+    if labels.min() < 0 or labels.max() > 9:
         raise DataError(
             f"{labels_file}: labels must lie in 0..9, found {labels.min()}..{labels.max()}"
         )

@@ -13,7 +13,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from ..errors import ChainruleError, ShapeError
+from ..errors import ChainruleError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ..tracing import tracing
 
@@ -294,9 +294,16 @@ class Module:
             problems.append("shape mismatch for " + "; ".join(mismatched))
         if problems:
             raise ShapeError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for name in expected:
+            if name in state_dict:
+                values = np.asarray(state_dict[name])
+                if values.dtype.kind not in "biuf":
+                    raise DTypeError(f"load_state_dict: {name} holds {values.dtype} values; "
+                                     "parameters take numbers")
         for name, p in own.items():
             if name in state_dict:
                 p.data[...] = np.asarray(state_dict[name])
+                p.mark_changed("load_state_dict", name)
         for name, (module, key) in own_buffers.items():
             if name in state_dict:
                 module._buffers[key] = np.array(state_dict[name], copy=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine import Function
 from ..errors import ArgumentError
-from .elementwise import sigmoid, tanh
+from .elementwise import clip, sigmoid, tanh
 
 try:  # SciPy's erf is faster; math.erf element by element gives the same values
     from scipy.special import erf as _erf
@@ -121,10 +121,16 @@ def normal_cdf(x):
     return NormalCDF.apply(x)
 
 
+_GELU_CUBIC_RANGE = 10.0  # tanh(0.798 (10 + 0.0447 * 10^3)) is 1 even in float64
+
+
 def gelu(x, approximate="none"):
     """x Phi(x) with Phi the normal CDF; ``approximate="tanh"`` uses PyTorch's tanh form."""
     if approximate == "tanh":
-        inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+        # The cubic term only matters where tanh is not yet saturated; clipping it keeps
+        # x^3 from overflowing, which would make the gradient inf * 0 = NaN for huge |x|.
+        cubed = clip(x, -_GELU_CUBIC_RANGE, _GELU_CUBIC_RANGE)
+        inner = 0.7978845608028654 * (x + 0.044715 * cubed * cubed * cubed)
         return 0.5 * x * (1 + tanh(inner))
     if approximate != "none":
         raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")

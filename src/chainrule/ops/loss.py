@@ -116,8 +116,11 @@ class MultiClassHinge(Function):
         violated = margins > 0
         local = violated.astype(scores.dtype)
         local[rows, target] = -violated.sum(axis=1)
+        # NaN in, NaN out (as in cross_entropy): a NaN margin is neither kept nor dropped
+        unknown = np.isnan(margins)
+        local[unknown.any(axis=1)] = np.nan
         ctx.local, ctx.reduction = local, reduction
-        return _reduce(np.where(violated, margins, 0).sum(axis=1), reduction)
+        return _reduce(np.where(violated | unknown, margins, 0).sum(axis=1), reduction)
 
     @staticmethod
     def backward(ctx, upstream):

@@ -192,6 +192,7 @@ class Optimizer:
                     raise ShapeError(f"{type(self).__name__}.step: a parameter of shape "
                                      f"{p.shape} has a gradient of shape {grad.shape}")
                 self._update(p.data, grad, self.state[p], group, self._work(p))
+                p.mark_changed(f"{type(self).__name__}.step()")
         return loss
 
     def _update(self, param, grad, state, group, scratch):

@@ -23,7 +23,7 @@ from .explain import Explanation, explain
 from .expr import parse_expression, parse_values
 from .graph import Graph, collect_graph
 from .player import player
-from .svg import render_svg
+from .svg import render_svg, total_span
 
 __all__ = ["GraphDrawing", "draw_graph", "explain", "Explanation", "parse_expression",
            "parse_values", "player"]
@@ -31,6 +31,10 @@ __all__ = ["GraphDrawing", "draw_graph", "explain", "Explanation", "parse_expres
 FORMATS = ("svg", "dot", "png", "pdf")
 LAYOUTS = ("auto", "graphviz", "builtin")
 _LAYOUT_ALIASES = {"python": "builtin"}  # the built-in layout's former name
+MAX_DRAWN_NODES = 1000  # past this a drawing is unreadable, and slow to make
+# Graphviz's time grows fast with long edges (x + x + ... + x): with "auto" it is used
+# only while the edges' total length stays below this, and never for long.
+GRAPHVIZ_MAX_SPAN, GRAPHVIZ_TIMEOUT = 600, 20.0
 
 
 class GraphDrawing(str):
@@ -123,21 +127,27 @@ def draw_graph(output, path=None, format=None, show_grad=True, show_values=True,
     if format in ("png", "pdf") and path is None:
         raise ChainruleError(f"draw_graph: format={format!r} needs a path to write to")
     graph = collect_graph(output, show_grad=show_grad, names=names)
+    if len(graph.nodes) > MAX_DRAWN_NODES:
+        raise ChainruleError(f"draw_graph: the graph has {len(graph.nodes)} nodes, too many "
+                             f"to draw (the limit is {MAX_DRAWN_NODES}); explain(output) "
+                             "(`chainrule explain` on the command line) shows it as a table")
     dot_text = to_dot(graph, show_values, show_grad)
     if format == "dot":
         drawing = GraphDrawing(dot_text, "dot", graph)
         if path is not None:
             drawing.save(path)
         return drawing
-    use_graphviz = layout != "builtin" and graphviz_available()
-    text = render_with_graphviz(dot_text) if use_graphviz else None
+    use_graphviz = layout == "graphviz" or (layout == "auto" and graphviz_available()
+                                            and total_span(graph) <= GRAPHVIZ_MAX_SPAN)
+    text = render_with_graphviz(dot_text, timeout=GRAPHVIZ_TIMEOUT) if use_graphviz else None
     drawing = GraphDrawing(text or render_svg(graph, show_values, show_grad), "svg", graph)
     if path is None:
         return drawing
     if format == "svg":
         drawing.save(path)
     else:
-        image = render_with_graphviz(dot_text, output_format=format) if text else None
+        image = (render_with_graphviz(dot_text, GRAPHVIZ_TIMEOUT, output_format=format)
+                 if text else None)
         if image is None:  # the built-in layout, drawn by matplotlib
             from .raster import svg_to_image
 

@@ -3,7 +3,8 @@
 The layout takes four classic steps, each small: (1) ranks: every box as far right as its
 consumers allow (a leaf just left of its first consumer), the output last; between two
 columns of boxes sits a column of edge labels, and an edge spanning several columns
-passes through invisible points in each, so it can run between boxes; (2) the order
+passes through invisible points in each, so it can run between boxes (a very long
+edge only in the columns at its ends, which keeps the layout near-linear); (2) the order
 inside each column, by barycenter sweeps (a box moves to the mean position of its
 neighbours) and swaps of neighbours, keeping the order with the fewest crossings;
 (3) heights: each box as close as possible to the mean of its neighbours while the boxes
@@ -29,6 +30,7 @@ LINE_H = 15
 BOX_GAP = 12  # vertical room between boxes of a column
 COL_GAP = 34  # horizontal room between columns, where edges bend
 MARGIN = 20
+LONG_EDGE = 8  # an edge spanning more ranks gets bend points only at its two ends
 VALUE_COLOR, GRAD_COLOR, EDGE_COLOR = "#1a7f37", "#c62828", "#6b7280"
 STYLE = {  # kind -> (fill, stroke)
     "leaf": ("#e8f0fe", "#3b6bb0"),
@@ -70,8 +72,12 @@ def layered_layout(sizes: dict, edges: list, label_sizes: list):
     chains, incoming = [], {}
     for k, (s, d) in enumerate(edges):
         chain = [s]
-        for r in range(2 * rank[s] + 1, 2 * rank[d]):
-            w, h = label_sizes[k] if r == 2 * rank[d] - 1 else (0.0, 10.0)
+        first, last = 2 * rank[s] + 1, 2 * rank[d] - 1
+        for r in range(first, last + 1):
+            if last - first > 2 * LONG_EDGE and r not in (first, last):
+                continue  # a long edge runs straight across: points in every column
+                # would make x + x + ... + x quadratic in size
+            w, h = label_sizes[k] if r == last else (0.0, 10.0)
             boxes[("via", k, r)] = Box(w, h, r, dummy=True)
             chain.append(("via", k, r))
         chains.append(chain + [d])
@@ -91,6 +97,13 @@ def layered_layout(sizes: dict, edges: list, label_sizes: list):
     columns = _x_positions(boxes, layers)
     _y_positions(boxes, layers, preds, succs, port_of)
     return boxes, chains, columns, ports
+
+
+def total_span(graph: Graph) -> int:
+    """The summed length (in ranks) of the graph's edges: what a layered layout that
+    keeps a point per column, as Graphviz's ``dot`` does, must place."""
+    rank = _ranks([n.id for n in graph.nodes], [(e.src, e.dst) for e in graph.edges])
+    return sum(rank[e.dst] - rank[e.src] for e in graph.edges)
 
 
 def _ranks(ids, edges) -> dict:
