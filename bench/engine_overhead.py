@@ -15,7 +15,7 @@ import chainrule as cr
 
 CYCLES = 10  # each cycle is 5 operations
 NODES = 5 * CYCLES
-TARGET_US = 10.0
+TARGET_US = 2.0
 
 
 def _inputs(seed=0):

@@ -28,6 +28,7 @@ import threading
 
 import numpy as np
 
+from . import _collector
 from .errors import ArgumentError, ChainruleError, GraphError, ShapeError
 
 
@@ -185,6 +186,11 @@ class Context:
         self.__dict__.clear()
 
 
+# While a large graph is alive, Python's full collections (which would walk every node
+# again and again, finding no cycle) wait; see _collector for why and how.
+COLLECTOR_PACING = _collector.install(Context)
+
+
 class Function:
     """An operation of the graph: ``forward`` on arrays, ``backward`` on gradients.
 
@@ -272,11 +278,11 @@ class Function:
         except ValueError as error:
             raise cls.value_error(arrays, params, error) from None
         if _grad_mode.enabled:
-            if len(inputs) == 2:
-                needs = (isinstance(a, Tensor) and a.requires_grad,
-                         isinstance(b, Tensor) and b.requires_grad)
+            if len(inputs) == 2:  # one shared tuple for each case, not one per node
+                needs = _NEEDS_OF_TWO[isinstance(a, Tensor) and a.requires_grad][
+                    isinstance(b, Tensor) and b.requires_grad]
             elif len(inputs) == 1:
-                needs = (isinstance(a, Tensor) and a.requires_grad,)
+                needs = _NEEDS_OF_ONE[isinstance(a, Tensor) and a.requires_grad]
             else:
                 needs = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
             if True in needs:
@@ -288,6 +294,8 @@ class Function:
 
 
 _new_context = object.__new__  # Context() without the call through type.__call__
+_NEEDS_OF_ONE = ((False,), (True,))  # indexed by whether the input requires grad
+_NEEDS_OF_TWO = (((False, False), (False, True)), ((True, False), (True, True)))
 
 
 def _forward_value(x):
