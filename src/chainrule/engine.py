@@ -363,9 +363,11 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     order = topological_order(roots, allow_released)
     # Gradients are keyed by the tensors themselves: they hash by identity, and a dict
     # never calls Tensor.__eq__ for a key with an identical hash, which only the same
-    # tensor has. (Keying by id() costs a call per lookup.)
+    # tensor has. (Keying by id() costs a call per lookup.) An entry goes when its
+    # tensor is done; ``owned`` keeps ids, so as not to keep done tensors (and their
+    # values) alive until the pass ends.
     grads: dict[Tensor, object] = {}
-    owned: set[Tensor] = set()  # gradient buffers this pass allocated, safe to add into
+    owned: set[int] = set()  # ids of tensors whose gradient buffer this pass allocated
     captured = dict.fromkeys(capture) if capture is not None else None
 
     for root, g in zip(roots, root_grads):
@@ -388,7 +390,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                 if t in captured:
                     captured[t] = upstream
             elif ctx is None or t._retains_grad:
-                _store_grad(t, upstream, t in owned, create_graph)
+                _store_grad(t, upstream, id(t) in owned, create_graph)
             if ctx is None:
                 if observer is not None:
                     observer(t, upstream, None)
@@ -420,7 +422,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                     if previous is None:  # the first gradient to reach this input
                         grads[parent] = d
                         if fresh:
-                            owned.add(parent)
+                            owned.add(id(parent))
                     else:
                         _accumulate(grads, owned, parent, d, fresh, create_graph)
                     if sent is not None:
@@ -456,11 +458,11 @@ def _accumulate(grads, owned, key, g, fresh, create_graph):
     if previous is None:
         grads[key] = g
         if fresh:
-            owned.add(key)
-    elif create_graph or key not in owned or not isinstance(previous, np.ndarray):
+            owned.add(id(key))
+    elif create_graph or id(key) not in owned or not isinstance(previous, np.ndarray):
         # never write into an array a rule may share (NumPy scalars cannot be written)
         grads[key] = previous + g
-        owned.add(key)
+        owned.add(id(key))
     else:
         previous += g
 
