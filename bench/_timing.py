@@ -108,11 +108,14 @@ class Timings:
         return name in self.rounds
 
 
-def interleaved(candidates: dict, repeats: int, warmup: int = 2, inner: int = 1) -> Timings:
+def interleaved(candidates: dict, repeats: int, warmup: int = 2, inner: int = 1,
+                clock=time.perf_counter) -> Timings:
     """Time each candidate ``repeats`` times, one round after another, every candidate
     once per round in a shuffled order; one sample is ``inner`` calls.
 
     ``candidates`` maps a name to a function of no argument; its result is ignored.
+    ``clock`` is wall time by default; ``time.process_time`` (this process's CPU time)
+    is steadier on a loaded machine and still counts the garbage collector's work.
     """
     for _ in range(warmup):
         for fn in candidates.values():
@@ -124,10 +127,10 @@ def interleaved(candidates: dict, repeats: int, warmup: int = 2, inner: int = 1)
     for _ in range(repeats):
         for name in rng.permutation(names):
             fn = candidates[name]
-            start = time.perf_counter()
+            start = clock()
             for _ in range(inner):
                 fn()
-            result.rounds[name].append((time.perf_counter() - start) / inner)
+            result.rounds[name].append((clock() - start) / inner)
     return result
 
 

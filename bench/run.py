@@ -2,7 +2,8 @@
 
     python bench/run.py            # everything, about 30 s on 2 cores
     python bench/run.py --quick    # fewer repeats: a ~15 s smoke test
-    python bench/run.py --only mlp # one benchmark (engine, mlp, train, epoch; or 1-4)
+    python bench/run.py --only mlp # one benchmark (engine, mlp, train, epoch, graph,
+                                   # micrograd; or 1-6)
 
 Exits with 1 if a correctness check fails (the implementations disagree, so their times
 would not be comparable); missed speed targets are reported in the tables, not as errors.
@@ -22,11 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # limited: threadpoolctl only reaches libraries that are already loaded.
 import engine_overhead  # noqa: E402
 import epoch  # noqa: E402
+import graph_scaling  # noqa: E402
+import micrograd_demo  # noqa: E402
 import mlp_step  # noqa: E402
 import train_step  # noqa: E402
 from _timing import CheckFailed, fix_threads, header  # noqa: E402
 
-BENCHMARKS = {"engine": engine_overhead, "mlp": mlp_step, "train": train_step, "epoch": epoch}
+BENCHMARKS = {"engine": engine_overhead, "mlp": mlp_step, "train": train_step, "epoch": epoch,
+              "graph": graph_scaling, "micrograd": micrograd_demo}
 
 
 def _selected(only: str | None) -> list[str]:
@@ -39,7 +43,7 @@ def _selected(only: str | None) -> list[str]:
         name = names[int(part) - 1] if part.isdigit() and 1 <= int(part) <= len(names) else part
         if name not in BENCHMARKS:
             raise SystemExit(f"--only: unknown benchmark {part!r}; choose from "
-                             + ", ".join(names) + " (or 1-4)")
+                             + ", ".join(names) + f" (or 1-{len(names)})")
         chosen.append(name)
     return chosen
 
@@ -47,8 +51,8 @@ def _selected(only: str | None) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
-    parser.add_argument("--only", metavar="NAME", help="engine, mlp, train or epoch "
-                        "(comma-separated, or numbers 1-4)")
+    parser.add_argument("--only", metavar="NAME", help="engine, mlp, train, epoch, graph or "
+                        "micrograd (comma-separated, or numbers 1-6)")
     args = parser.parse_args(argv)
     names = _selected(args.only)
 

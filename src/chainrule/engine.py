@@ -26,6 +26,7 @@ import functools
 
 import numpy as np
 
+from . import _collector
 from .errors import ArgumentError, ChainruleError, GraphError, ShapeError
 from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here too)
     _grad_mode,
@@ -81,21 +82,40 @@ OPERATIONS: dict[str, type] = {}  # every Function by its public name, filled as
 class Context:
     """One node of the computational graph, made by ``Function.apply``.
 
-    Holds what the backward rule needs: the inputs (``parents``), their forward values,
-    which of them need a gradient (``needs_input_grad``) and any arrays the forward saved
-    as attributes. After a backward pass without ``retain_graph`` these are released.
+    Holds what the backward rule needs: the inputs (``parents``, a tuple), their forward
+    values (``inputs``, a tuple), which of them need a gradient (``needs_input_grad``, a
+    tuple of bools) and any arrays the forward saved as attributes. After a backward pass
+    without ``retain_graph`` these are released.
+
+    The fixed attributes are slots and the containers tuples: a graph holds one node per
+    operation, often millions, and every per-node dict or list costs memory and is one
+    more object the garbage collector traverses. An operation's own saved values (masks,
+    axes) go into a ``__dict__`` made only for the nodes that save one.
     """
+
+    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "released", "xp",
+                 "versions", "__dict__")
 
     def release(self):
         self.released = True
-        for value in (self.out, *self.inputs):
+        out = self.out
+        if out is not None and out.size > KEEP_AFTER_RELEASE:
+            self._drop_values()
+            return
+        for value in self.inputs:
             if getattr(value, "size", 1) > KEEP_AFTER_RELEASE:
-                break
-        else:
-            return  # a small node: keep its values for drawings and explanations
-        fn = self.fn
+                self._drop_values()
+                return
+        # a small node keeps its values for drawings and explanations
+
+    def _drop_values(self):
+        self.parents = self.inputs = self.out = self.needs_input_grad = self.versions = None
         self.__dict__.clear()
-        self.fn, self.released = fn, True
+
+
+# While a large graph is alive, Python's full collections (which would walk every node
+# again and again, finding no cycle) wait; see _collector for why and how.
+COLLECTOR_PACING = _collector.install(Context)
 
 
 class Function:
@@ -165,26 +185,50 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        arrays = [x.data if isinstance(x, Tensor) else _forward_value(x) for x in inputs]
-        ctx = Context()
+        # The hot path of every eager operation, so the usual one or two inputs are
+        # unrolled (a comprehension is a function call of its own in CPython 3.11).
+        if len(inputs) == 2:
+            a, b = inputs
+            arrays = (a.data if isinstance(a, Tensor) else _forward_value(a),
+                      b.data if isinstance(b, Tensor) else _forward_value(b))
+        elif len(inputs) == 1:
+            a = inputs[0]
+            arrays = (a.data if isinstance(a, Tensor) else _forward_value(a),)
+        else:
+            arrays = tuple([x.data if isinstance(x, Tensor) else _forward_value(x)
+                            for x in inputs])
+        ctx = _new_context(Context)
         try:
             data = cls.forward(ctx, *arrays, **params)
         except ChainruleError:
             raise
         except ValueError as error:
             raise cls.value_error(arrays, params, error) from None
-        out = Tensor._wrap(data)
+        node = None
         if _grad_mode.enabled:
-            needs = [isinstance(x, Tensor) and x.requires_grad for x in inputs]
+            if len(inputs) == 2:  # one shared tuple for each case, not one per node
+                needs = _NEEDS_OF_TWO[isinstance(a, Tensor) and a.requires_grad][
+                    isinstance(b, Tensor) and b.requires_grad]
+            elif len(inputs) == 1:
+                needs = _NEEDS_OF_ONE[isinstance(a, Tensor) and a.requires_grad]
+            else:
+                needs = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
             if True in needs:
                 ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
-                ctx.versions = [x._version if isinstance(x, Tensor) else None for x in inputs]
+                ctx.versions = tuple([x._version if isinstance(x, Tensor) else None
+                                      for x in inputs])
                 ctx.out = data if cls.saves_output else None
                 ctx.needs_input_grad, ctx.released = needs, False
-                out.requires_grad, out._ctx = True, ctx
+                node = ctx
+        out = Tensor._wrap(data, node)
         if tracing.recorder is not None:
             tracing.recorder.on_operation(cls, inputs, params, out)
         return out
+
+
+_new_context = object.__new__  # Context() without the call through type.__call__
+_NEEDS_OF_ONE = ((False,), (True,))  # indexed by whether the input requires grad
+_NEEDS_OF_TWO = (((False, False), (False, True)), ((True, False), (True, True)))
 
 
 def _forward_value(x):
@@ -206,31 +250,32 @@ def topological_order(roots, allow_released=False) -> list:
     """
     order, visited = [], set()
     stack = [root for root in roots if root.requires_grad]
+    push, pop, emit, visit = stack.append, stack.pop, order.append, visited.add
     # A tensor is pushed once to be expanded and, marked by a None in front of it, once
     # more to be emitted after everything above it on the stack (its inputs) is done.
     while stack:
-        t = stack.pop()
+        t = pop()
         if t is None:
-            order.append(stack.pop())
+            emit(pop())
             continue
         if t in visited:
             continue
-        visited.add(t)
+        visit(t)
         ctx = t._ctx
         if ctx is None:
-            order.append(t)
+            emit(t)
             continue
-        if ctx.released and not (allow_released and "parents" in ctx.__dict__):
+        if ctx.released and not (allow_released and ctx.parents is not None):
             raise GraphError(
                 f"backward: the graph through '{ctx.fn.name}' was already used by an "
                 "earlier backward() and its saved values were released; pass "
                 "retain_graph=True to the first backward() to go through it again"
             )
-        stack.append(t)
-        stack.append(None)
+        push(t)
+        push(None)
         for parent, need in zip(ctx.parents, ctx.needs_input_grad):
             if need and parent not in visited:
-                stack.append(parent)
+                push(parent)
     return order
 
 
@@ -251,30 +296,36 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     if tracing.recorder is not None:
         tracing.recorder.on_backward(roots, root_grads, retain_graph, create_graph, capture)
     order = topological_order(roots, allow_released)
-    grads: dict[int, object] = {}
-    owned: set[int] = set()  # gradient buffers this pass allocated, safe to add into in place
-    captured = {id(t): None for t in capture} if capture is not None else None
+    # Gradients are keyed by the tensors themselves: they hash by identity, and a dict
+    # never calls Tensor.__eq__ for a key with an identical hash, which only the same
+    # tensor has. (Keying by id() costs a call per lookup.) An entry goes when its
+    # tensor is done; ``owned`` keeps ids, so as not to keep done tensors (and their
+    # values) alive until the pass ends.
+    grads: dict[Tensor, object] = {}
+    owned: set[int] = set()  # ids of tensors whose gradient buffer this pass allocated
+    captured = dict.fromkeys(capture) if capture is not None else None
 
     for root, g in zip(roots, root_grads):
         if isinstance(g, Tensor) and not create_graph:
             g = np.asarray(g.data, dtype=root.dtype)
         if root.requires_grad:
-            _accumulate(grads, owned, id(root), g, False, create_graph)
+            _accumulate(grads, owned, root, g, False, create_graph)
 
     keep_node = create_graph or observer is not None
+    plain = not create_graph  # the gradients are plain arrays
     with set_grad_enabled(create_graph):
         for i in range(len(order) - 1, -1, -1):
             t = order[i]
             order[i] = None  # let intermediate values go as soon as they are done
-            upstream = grads.pop(id(t), None)
+            upstream = grads.pop(t, None)
             if upstream is None:
                 continue
-            if captured is not None:
-                if id(t) in captured:
-                    captured[id(t)] = upstream
-            elif t._ctx is None or t._retains_grad:
-                _store_grad(t, upstream, id(t) in owned, create_graph)
             ctx = t._ctx
+            if captured is not None:
+                if t in captured:
+                    captured[t] = upstream
+            elif ctx is None or t._retains_grad:
+                _store_grad(t, upstream, id(t) in owned, create_graph)
             if ctx is None:
                 if observer is not None:
                     observer(t, upstream, None)
@@ -301,9 +352,15 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                     # An array that owns its memory (base None) and is not the upstream
                     # itself was made for this input alone: later gradients may be added
                     # into it in place.
-                    fresh = (not create_graph and d is not upstream and type(d) is np.ndarray
+                    fresh = (plain and d is not upstream and type(d) is np.ndarray
                              and d.base is None)
-                    _accumulate(grads, owned, id(parent), d, fresh, create_graph)
+                    previous = grads.get(parent)
+                    if previous is None:  # the first gradient to reach this input
+                        grads[parent] = d
+                        if fresh:
+                            owned.add(id(parent))
+                    else:
+                        _accumulate(grads, owned, parent, d, fresh, create_graph)
                     if sent is not None:
                         d = d.copy() if fresh else d
                 if sent is not None:
@@ -313,7 +370,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             if not retain_graph and not ctx.released:
                 ctx.release()
     if captured is not None:
-        return [captured[id(t)] for t in capture]
+        return [captured[t] for t in capture]
     return None
 
 
@@ -353,11 +410,11 @@ def _accumulate(grads, owned, key, g, fresh, create_graph):
     if previous is None:
         grads[key] = g
         if fresh:
-            owned.add(key)
-    elif create_graph or key not in owned or not isinstance(previous, np.ndarray):
+            owned.add(id(key))
+    elif create_graph or id(key) not in owned or not isinstance(previous, np.ndarray):
         # never write into an array a rule may share (NumPy scalars cannot be written)
         grads[key] = previous + g
-        owned.add(key)
+        owned.add(id(key))
     else:
         previous += g
 

@@ -48,13 +48,18 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, data):
-        """A tensor around an array the library just made: no checks, no copy."""
-        t = cls.__new__(cls)
-        t.data, t.grad, t.requires_grad, t.name, t._ctx, t._retains_grad, t._version = (
-            data if type(data) is np.ndarray else np.asarray(data), None, False, None, None, False,
-            0
-        )
+    def _wrap(cls, data, ctx=None):
+        """A tensor around an array the library just made: no checks, no copy. With
+        ``ctx`` (its node in the graph) it is an operation's output that requires grad."""
+        t = _new_tensor(cls)
+        t.data = data if type(data) is np.ndarray else np.asarray(data)
+        t.grad = t.name = None
+        t._retains_grad = False
+        t._version = 0
+        if ctx is None:
+            t.requires_grad, t._ctx = False, None
+        else:
+            t.requires_grad, t._ctx = True, ctx
         return t
 
     # ----- properties -------------------------------------------------------------------
@@ -235,6 +240,9 @@ class Tensor:
 
     def all(self, axis=None):
         return Tensor._wrap(self.data.all(axis))
+
+
+_new_tensor = object.__new__  # a Tensor without the call through type.__call__ and __init__
 
 
 def data_of(x):

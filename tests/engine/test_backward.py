@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule.engine import Function
 from chainrule.gradcheck import gradcheck, numerical_grad
 
 
@@ -319,6 +320,33 @@ def test_saved_values_are_released_after_backward():
     y.backward()
     assert y._ctx.released
     assert intermediate() is None
+
+
+def test_intermediate_values_go_while_backward_runs():
+    """Once its gradient has been passed on, an intermediate tensor (and its values) is
+    freed at once, not at the end of the pass: large graphs need that memory back."""
+    seen_alive = []
+
+    class Probe(Function):  # identity whose backward looks at a later tensor
+        name = "probe_later_tensor"
+
+        @staticmethod
+        def forward(ctx, a):
+            return a.copy()
+
+        @staticmethod
+        def backward(ctx, upstream):
+            seen_alive.append(later() is not None)
+            return upstream
+
+    x = leaf(np.ones(1000))
+    h = Probe.apply(x)
+    middle = cr.tanh(h) * 2.0  # its gradient is a fresh array of this pass
+    later = weakref.ref(middle)
+    y = (middle * middle).sum()
+    del h, middle
+    y.backward()
+    assert seen_alive == [False]
 
 
 def test_retain_graph_keeps_the_saved_values():

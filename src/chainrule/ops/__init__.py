@@ -111,6 +111,7 @@ from .shape import (
     Reshape,
     Stack,
     Transpose,
+    broadcast_array,
     broadcast_to,
     concatenate,
     expand,
@@ -141,7 +142,7 @@ RULE_FUNCTIONS = {
     "softmax": (stable_softmax, softmax),
     "where": (np.where, where),
     "maximum": (np.maximum, maximum),
-    "broadcast_to": (np.broadcast_to, broadcast_to),
+    "broadcast_to": (broadcast_array, broadcast_to),
     "index_add": (index_add_array, _index_add_recorded),
 }
 

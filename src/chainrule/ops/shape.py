@@ -3,6 +3,8 @@ broadcast, indexing, concatenate, stack. Their backward rules move the gradient 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..engine import Function
@@ -218,6 +220,22 @@ def stack(tensors, axis=0):
 
 def _dtype(a):
     return a.dtype if hasattr(a, "dtype") else np.asarray(a).dtype
+
+
+SMALL_BROADCAST = 4096  # elements up to which a rule's broadcast is made as a new array
+
+
+def broadcast_array(a, shape):
+    """``np.broadcast_to`` for backward rules on arrays. ``np.broadcast_to`` spends a few
+    microseconds in Python making its read-only view, more than filling a small array
+    takes; so a result of up to ``SMALL_BROADCAST`` elements is a new array, and a larger
+    one the view (no memory for the copies)."""
+    dtype = getattr(a, "dtype", None)
+    if dtype is None or math.prod(shape) > SMALL_BROADCAST:
+        return np.broadcast_to(a, shape)
+    out = np.empty(shape, dtype)
+    out[...] = a
+    return out
 
 
 def index_add_array(shape, index, values, dtype=None):
