@@ -1,4 +1,5 @@
-"""The ``chainrule`` command line: ``train``, ``evaluate``, ``graph``, ``explain``, ``demo``.
+"""The ``chainrule`` command line: ``train``, ``evaluate``, ``export``, ``graph``, ``explain``,
+``demo``.
 
 A user error (an unknown choice, a bad size, missing data, an unreadable checkpoint)
 prints one line saying what is wrong and exits with status 2, without a traceback.
@@ -80,6 +81,10 @@ def make_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("evaluate", help="re-evaluate a trained model")
     ev.add_argument("--checkpoint", required=True, help="the --out folder of a training run")
     ev.add_argument("--data-dir")
+    ex = commands.add_parser("export", help="write a trained model as ONNX or safetensors")
+    ex.add_argument("--checkpoint", required=True, help="the --out folder of a training run")
+    ex.add_argument("--format", required=True, choices=("onnx", "safetensors"))
+    ex.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
     for name, text in (("graph", "draw the computational graph of a small formula"),
                        ("explain", "show the backward pass of a small formula step by step")):
         p = commands.add_parser(name, help=text)
@@ -161,6 +166,12 @@ def _evaluate(args):
     print(json.dumps(results, indent=2))
 
 
+def _export(args):
+    from .export import export_run
+
+    print(f"wrote {export_run(args.checkpoint, args.out, format=args.format)}")
+
+
 def _formula(args):
     from .viz import parse_expression, parse_values
 
@@ -189,8 +200,8 @@ def _demo(args):
     run_demo(args.out, progress=False if args.quiet else None)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": _explain,
-            "demo": _demo}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "graph": _graph,
+            "explain": _explain, "demo": _demo}
 
 
 def main(argv=None) -> int:
