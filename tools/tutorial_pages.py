@@ -164,7 +164,7 @@ def with_outputs(markdown: str, outputs: list[Output]) -> str:
         end = m.end()
         for kind, value in output.items:
             if kind == "text":
-                pieces.append(f"\n\n```text\n{value}\n```")
+                pieces.append(f"\n\n```{{ .text .cell-output }}\n{value}\n```")
             elif kind == "image":
                 pieces.append(f"\n\n![what the code above draws]({value})")
             else:

@@ -41,7 +41,7 @@ def test_outputs_go_under_their_blocks(tmp_path):
     assert [o.items for o in outputs][:2] == [[("text", "hello")], [("text", "42")]]
     assert "pattern" in outputs[2].items[0][1]  # the command's table
     shown = tutorial_pages.with_outputs(page, outputs)
-    assert shown.index("```text\nhello\n```") < shown.index("text\n\n```python\nx * 21")
+    assert shown.index("cell-output }\nhello\n```") < shown.index("text\n\n```python\nx * 21")
     assert "```bash\nnot run\n```" in shown
 
 
