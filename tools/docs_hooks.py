@@ -23,6 +23,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).parent))
+from griffe_plain_stars import escape_stars  # noqa: E402
 from tutorial_pages import PageError, run_page, with_outputs  # noqa: E402
 
 RUN_DIRS = ("tutorials/", "how-to/")
@@ -64,8 +65,9 @@ def _home(value) -> str | None:
 def _summary(value) -> str:
     doc = inspect.cleandoc(vars(value).get("__doc__") or "") if inspect.isclass(value) \
         else inspect.getdoc(value) or ""  # a class's own words, not its base class's
-    first = doc.strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
-    return first if len(first) <= 120 else first[:117] + "..."
+    first = doc.strip().split("\n\n")[0].replace("\n", " ")
+    first = first if len(first) <= 120 else first[:117] + "..."
+    return escape_stars(first).replace("|", "\\|")
 
 
 def reference_page(name: str) -> str:
