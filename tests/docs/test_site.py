@@ -1,6 +1,8 @@
 """``make docs``: the site builds offline with no warning, every tutorial's code runs
 during the build, the pictures are the library's, and every public name has its page."""
 
+import functools
+import http.server
 import importlib
 import inspect
 import os
@@ -8,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import zlib
 
 import pytest
@@ -83,7 +86,8 @@ def test_every_public_name_is_in_the_api_reference(site):
 def test_pages_fetch_nothing_from_the_network(site):
     for page in site.rglob("*.html"):
         text = page.read_text()
-        assert "fonts.googleapis" not in text and "cdn.jsdelivr" not in text, page
+        for host in ("fonts.googleapis", "cdn.jsdelivr", "unpkg.com"):
+            assert host not in text, (page, host)
 
 
 def test_a_broken_link_or_a_missing_reference_fails_the_build(tmp_path):
@@ -103,3 +107,60 @@ def test_a_broken_link_or_a_missing_reference_fails_the_build(tmp_path):
     result = build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0 and "chainrule.no_such_name" in result.stderr
     shutil.rmtree(tmp_path / "site", ignore_errors=True)
+
+
+@pytest.fixture
+def served(site):
+    """The site served on 127.0.0.1 (search needs a server); shut down after the test."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_pages_in_a_browser_show_their_pictures_and_find_by_search(site, served, tmp_path):
+    """In headless Chromium: a page opened straight from the folder shows every picture and
+    the explain table; served on loopback, search finds a tutorial; no request leaves."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    outside = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: None if r.url.startswith(
+                ("file:", "data:", "blob:", served)) else outside.append(r.url))
+            page.goto((site / "tutorials" / "01-graphs-and-the-chain-rule.html").as_uri())
+            page.wait_for_load_state("load")
+            images = page.eval_on_selector_all(
+                'img[alt="what the code above draws"]',
+                "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth])")
+            assert len(images) >= 3 and all(width > 100 for _, width in images), images
+            table = page.locator(".cell-output table").first
+            assert "downstream" in table.inner_text() and "distributor" in table.inner_text()
+            page.screenshot(path=str(tmp_path / "tutorial.png"), full_page=True)
+
+            page.goto(f"{served}/index.html")
+            search = page.locator(".md-search__input")
+            search.click()
+            for _ in range(30):  # a query typed before the index is loaded is not run: retype
+                search.fill("")
+                search.press_sequentially("Jacobian")
+                page.wait_for_timeout(2000)
+                if page.locator(".md-search-result__item").count():
+                    break
+            assert "Vectors, matrices and Jacobians" in page.locator(
+                ".md-search-result").inner_text()
+        finally:
+            browser.close()
+    assert not outside, outside
