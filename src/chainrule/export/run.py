@@ -34,9 +34,11 @@ def load_run_model(run):
                               "(it has no config and model)")
     config = RunConfig.from_dict(state["config"])
     weights = state["model"]
-    first, last = next(k for k in weights if k.endswith("weight")), \
-        [k for k in weights if k.endswith("weight")][-1]
-    model = build_model(config, weights[first].shape[1], weights[last].shape[0])
+    # the sizes the data set gave: the first layer's inputs and the last layer's outputs
+    matrices = [weights[k] for k in weights if k.endswith("weight")]
+    if not matrices:
+        raise CheckpointError(f"{path} holds no weights")
+    model = build_model(config, matrices[0].shape[1], matrices[-1].shape[0])
     model.load_state_dict(weights)
     model.eval()
     return model, state.get("scaler"), config
