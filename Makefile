@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint reproduce clean
+.PHONY: demo test bench lint reproduce docs notebooks clean
 
 $(STAMP): pyproject.toml
 	@echo "Setting up $(VENV): a virtual environment with chainrule, NumPy, matplotlib, tqdm,"
@@ -25,10 +25,19 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench examples tools
+
+# The documentation site, built offline into site/; any warning fails it (mkdocs.yml: strict).
+# The docs extra is part of dev, which $(STAMP) installs.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# notebooks/ made from the tutorial pages (their code, no outputs)
+notebooks: $(STAMP)
+	$(PY) tools/make_notebooks.py
 
 reproduce: $(STAMP)
 	$(PY) bench/reproduce.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache .hypothesis

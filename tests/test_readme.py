@@ -96,3 +96,14 @@ def test_compile_example_records_once_and_replays(capsys):
     exec(compile(block, "README", "exec"), {})
     out = capsys.readouterr().out
     assert "1 recording(s), 199 replay(s)" in out, out
+
+
+def test_export_example_runs(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    monkeypatch.chdir(tmp_path)
+    (block,) = [b for b in blocks("python") if "to_onnx" in b]
+    exec(compile(block, "README", "exec"), {})
+    assert float(capsys.readouterr().out) < 1e-5
+    assert (tmp_path / "mlp.onnx").exists() and (tmp_path / "mlp.safetensors").exists()

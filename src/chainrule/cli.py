@@ -1,4 +1,5 @@
-"""The ``chainrule`` command line: ``train``, ``evaluate``, ``graph``, ``explain``, ``demo``.
+"""The ``chainrule`` command line: ``train``, ``evaluate``, ``export``, ``graph``, ``explain``,
+``demo``.
 
 A user error (an unknown choice, a bad size, missing data, an unreadable checkpoint)
 prints one line saying what is wrong and exits with status 2, without a traceback.
@@ -156,6 +157,12 @@ def make_parser() -> argparse.ArgumentParser:
                          "folder for its model.crk")
     ev.add_argument("--data-dir", help="where the data set's files are (default: where "
                                        "the run found them)")
+    ex = commands.add_parser("export", help="write a trained model as ONNX or safetensors")
+    ex.add_argument("--checkpoint", required=True,
+                    help="a checkpoint file (model.crk, best.crk), or a run's folder for its "
+                         "model.crk")
+    ex.add_argument("--format", required=True, choices=("onnx", "safetensors"))
+    ex.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
     for name, text in (("graph", "draw the computational graph of a small formula"),
                        ("explain", "show the backward pass of a small formula step by step")):
         p = commands.add_parser(name, help=text)
@@ -286,6 +293,12 @@ def _evaluate(args):
     print(json.dumps(results, indent=2))
 
 
+def _export(args):
+    from .export import export_run
+
+    print(f"wrote {export_run(args.checkpoint, args.out, format=args.format)}")
+
+
 GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
 
 
@@ -351,8 +364,8 @@ def _playground(args):
     playground_cli.run(args)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": _explain,
-            "demo": _demo, "player": _player, "playground": _playground}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "graph": _graph,
+            "explain": _explain, "demo": _demo, "player": _player, "playground": _playground}
 
 
 def _interrupted(args) -> str:

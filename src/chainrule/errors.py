@@ -47,6 +47,10 @@ class OptimizerError(ArgumentError):
     """An invalid hyperparameter or parameter group given to an optimizer or scheduler."""
 
 
+class ExportError(ChainruleError):
+    """A model, or one of its layers, that the exporter cannot express."""
+
+
 class FolderBusyError(ChainruleError):
     """Another run holds the lock on a run's folder; the message names the holder."""
 

@@ -21,7 +21,7 @@ import numpy as np
 from .data import Standardize
 from .engine import no_grad
 from .errors import ChainruleError, ShapeError
-from .experiment import RunConfig, build_model, read_checkpoint, run_training
+from .experiment import RunConfig, build_model, config_of, read_checkpoint, run_training
 
 
 class Run:
@@ -88,7 +88,7 @@ def fit(dataset="digits", out=None, progress=None, **options) -> Run:
 def load_run(path) -> Run:
     """Load a finished run: its folder (``model.crk``) or any of its checkpoint files."""
     file, state = read_checkpoint(path)
-    config = RunConfig.from_dict(state["config"])
+    config = config_of(state, file)
     folder = file.parent
     scaler = Standardize()
     if state.get("scaler") is not None:
