@@ -1,4 +1,5 @@
-"""The ``chainrule`` command line: ``train``, ``evaluate``, ``graph``, ``explain``, ``demo``.
+"""The ``chainrule`` command line: ``train``, ``evaluate``, ``sweep``, ``graph``, ``explain``,
+``demo``.
 
 A user error (an unknown choice, a bad size, missing data, an unreadable checkpoint)
 prints one line saying what is wrong and exits with status 2, without a traceback.
@@ -14,6 +15,7 @@ from .data import DATASETS
 from .errors import ChainruleError
 from .experiment import OPTIMIZERS, SCHEDULES, RunConfig
 from .nn import ACTIVATIONS
+from .sweep import cli as sweep_cli
 from .train import LOSSES
 
 
@@ -80,6 +82,7 @@ def make_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("evaluate", help="re-evaluate a trained model")
     ev.add_argument("--checkpoint", required=True, help="the --out folder of a training run")
     ev.add_argument("--data-dir")
+    sweep_cli.add_parser(commands)
     for name, text in (("graph", "draw the computational graph of a small formula"),
                        ("explain", "show the backward pass of a small formula step by step")):
         p = commands.add_parser(name, help=text)
@@ -189,8 +192,8 @@ def _demo(args):
     run_demo(args.out, progress=False if args.quiet else None)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "graph": _graph, "explain": _explain,
-            "demo": _demo}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "sweep": sweep_cli.run, "graph": _graph,
+            "explain": _explain, "demo": _demo}
 
 
 def main(argv=None) -> int:

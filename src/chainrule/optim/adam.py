@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, OptimizerError, check_hyperparameter, lerp_
+from .optimizer import Optimizer, OptimizerError, check_hyperparameter, lerp_, nonzero
 
 
 class Adam(Optimizer):
@@ -49,7 +49,7 @@ class Adam(Optimizer):
         check_hyperparameter("weight_decay", group["weight_decay"])
 
     def _scratch_slots(self, group):
-        coupled = group["weight_decay"] != 0 and not group["decoupled_weight_decay"]
+        coupled = nonzero(group["weight_decay"]) and not group["decoupled_weight_decay"]
         return 2 if coupled else 1
 
     def _update(self, param, grad, state, group, scratch):
@@ -67,7 +67,7 @@ class Adam(Optimizer):
         step = state["step"]
         work = scratch[-1]
 
-        if weight_decay != 0:
+        if nonzero(weight_decay):
             if group["decoupled_weight_decay"]:
                 param *= 1 - lr * weight_decay
             else:

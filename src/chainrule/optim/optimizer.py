@@ -33,13 +33,25 @@ class OptimizerError(ChainruleError, ValueError):
 
 def check_hyperparameter(name, value, low=0.0, high=None, high_inclusive=False):
     """Raise ``OptimizerError`` unless ``low <= value`` (and ``value < high`` if given)."""
-    try:
-        ok = value >= low and (high is None or value < high or (high_inclusive and value == high))
+    try:  # np.all: a population's hyperparameter holds one value per member
+        ok = bool(np.all(value >= low)) and (high is None or bool(np.all(
+            (value < high) | (high_inclusive & (value == high)))))
     except TypeError:
         raise OptimizerError(f"invalid {name}: {value!r} is not a number") from None
     if not ok:
         bound = "" if high is None else f" and {'<=' if high_inclusive else '<'} {high}"
         raise OptimizerError(f"invalid {name}: {value!r} (it must be >= {low}{bound})")
+
+
+def hyperparameter(value):
+    """A float, or as it is when it is an array: a population of networks trained as one
+    (weights of shape (K, ...)) may give each member its own value, shape (K, 1, ..., 1)."""
+    return value if isinstance(value, np.ndarray) else float(value)
+
+
+def nonzero(value) -> bool:
+    """Whether a hyperparameter (a number or a per-member array) is non-zero anywhere."""
+    return bool(np.any(value != 0))
 
 
 def lerp_(start, end, weight, work):
@@ -184,7 +196,7 @@ class Optimizer:
 
     def _scratch_slots(self, group):
         """How many parameter-sized intermediates one update needs at once."""
-        return 2 if group.get("weight_decay", 0) != 0 else 1
+        return 2 if nonzero(group.get("weight_decay", 0)) else 1
 
     def _work(self, p, group):
         """The parameter's scratch buffer, shape ``(k, *p.shape)``, reused across steps."""

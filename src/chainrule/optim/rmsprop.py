@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, check_hyperparameter, lerp_
+from .optimizer import Optimizer, check_hyperparameter, hyperparameter, lerp_, nonzero
 
 
 class RMSprop(Optimizer):
@@ -44,8 +44,8 @@ class RMSprop(Optimizer):
         check_hyperparameter("alpha", group["alpha"])
 
     def _update(self, param, grad, state, group, scratch):
-        lr, alpha, eps = float(group["lr"]), float(group["alpha"]), float(group["eps"])
-        momentum, weight_decay = float(group["momentum"]), float(group["weight_decay"])
+        lr, alpha, eps = hyperparameter(group["lr"]), float(group["alpha"]), float(group["eps"])
+        momentum, weight_decay = float(group["momentum"]), hyperparameter(group["weight_decay"])
         if not state:
             state["step"] = 0.0
             state["square_avg"] = np.zeros_like(param)
@@ -55,7 +55,7 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(param)
         state["step"] += 1
         work = scratch[-1]
-        if weight_decay != 0:
+        if nonzero(weight_decay):
             np.multiply(param, weight_decay, out=scratch[0])
             scratch[0] += grad
             grad = scratch[0]

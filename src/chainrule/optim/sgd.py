@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .optimizer import Optimizer, OptimizerError, check_hyperparameter
+from .optimizer import Optimizer, OptimizerError, check_hyperparameter, hyperparameter, nonzero
 
 
 class SGD(Optimizer):
@@ -46,10 +46,11 @@ class SGD(Optimizer):
                                  f"dampening={group['dampening']})")
 
     def _update(self, param, grad, state, group, scratch):
-        lr, momentum = float(group["lr"]), float(group["momentum"])
-        dampening, weight_decay = float(group["dampening"]), float(group["weight_decay"])
+        lr, momentum = hyperparameter(group["lr"]), float(group["momentum"])
+        dampening = float(group["dampening"])
+        weight_decay = hyperparameter(group["weight_decay"])
         work = scratch[-1]  # the last slot is free for intermediates
-        if weight_decay != 0:
+        if nonzero(weight_decay):
             np.multiply(param, weight_decay, out=scratch[0])
             scratch[0] += grad
             grad = scratch[0]  # the gradient of loss + (lambda / 2) ||p||^2
