@@ -18,7 +18,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -153,15 +155,31 @@ def dask_client(scheduler=None, workers=None):
             client.close()
         return
     count = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                           host="127.0.0.1", dashboard_address=None,
-                           silence_logs=logging.ERROR, env=ONE_THREAD_ENV)
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None,
+                               silence_logs=logging.ERROR, env=ONE_THREAD_ENV)
     client = Client(cluster)
     try:
         yield client, f"an embedded Dask cluster of {count} worker processes"
     finally:
         client.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Start worker processes with SIGINT ignored (they inherit it): Ctrl-C reaches the
+    whole process group, and the driver, not each worker, should answer it by stopping the
+    cluster in order."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _group_tasks(pending, population):
