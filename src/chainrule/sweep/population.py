@@ -137,6 +137,8 @@ class PopulationTrainer:
         self.schedule = build_scheduler(first, stand_in)
         self.stand_in = stand_in
         self.loss_fn = MEMBER_LOSSES[first.loss]
+        self.X_train = np.stack([d.X_train for d in self.data])
+        self.y_train = np.stack([d.y_train for d in self.data])
         self.X_val = np.stack([d.X_val for d in self.data])
         self.y_val = np.stack([d.y_val for d in self.data])
 
@@ -156,13 +158,18 @@ class PopulationTrainer:
         return total * self.reg
 
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    def _train_epoch(self, loaders, active, diverged, errors, epoch):
+    def _train_epoch(self, orders, active, diverged, errors, epoch):
         self.model.train()
-        K = self.K
+        K, batch_size = self.K, self.configs[0].batch_size
+        # each member's permutation, drawn as Trainer's DataLoader draws it; one gather
+        # per epoch for all members instead of K per minibatch
+        order = np.stack([next(iter(loader)) for loader in orders])
+        X_epoch = np.take_along_axis(self.X_train, order[:, :, None], axis=1)
+        y_epoch = np.take_along_axis(self.y_train, order, axis=1)
         loss_sum, correct, seen = np.zeros(K), np.zeros(K), 0
-        for step, batches in enumerate(zip(*loaders), 1):
-            X = np.stack([b[0] for b in batches])
-            y = np.stack([b[1] for b in batches])
+        for step, start in enumerate(range(0, order.shape[1], batch_size), 1):
+            X = X_epoch[:, start:start + batch_size]
+            y = y_epoch[:, start:start + batch_size]
             scores = self.model(X)
             losses = member_losses(self.loss_fn, scores, y)
             if self.reg.any():
@@ -186,10 +193,13 @@ class PopulationTrainer:
         return loss_sum / seen, correct / seen
 
     @no_grad()
-    def evaluate(self, X, y, batch_size=2048):
+    def evaluate(self, X, y, batch_size=None):
         """Per member (mean loss, accuracy), arrays (K,), of X (K, N, D), y (K, N)."""
         self.model.eval()
         N = X.shape[1]
+        if batch_size is None:  # chunks whose widest activation, (K, n, width), stays in
+            widest = max(w.shape[2] for w, _ in self.model.layer_params())  # cache: ~3x
+            batch_size = max(16, 2**19 // (self.K * widest))  # faster than one big chunk
         loss_sum, correct = np.zeros(self.K), np.zeros(self.K)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, N, batch_size):
@@ -206,8 +216,9 @@ class PopulationTrainer:
         K = self.K
         configs = self.configs
         epochs = configs[0].epochs
-        loaders = [DataLoader(d.X_train, d.y_train, batch_size=c.batch_size, shuffle=True,
-                              seed=c.seed) for d, c in zip(self.data, configs)]
+        n = len(self.data[0].y_train)  # a loader of positions: one batch, the permutation
+        orders = [DataLoader(np.arange(n), batch_size=n, shuffle=True, seed=c.seed)
+                  for c in configs]
         active = np.ones(K, dtype=bool)
         diverged = np.zeros(K, dtype=bool)
         errors = [""] * K
@@ -224,7 +235,7 @@ class PopulationTrainer:
             started = time.perf_counter()
             lr = self._set_lr(active)
             training = active.copy()
-            train_loss, train_acc = self._train_epoch(loaders, active, diverged, errors, epoch)
+            train_loss, train_acc = self._train_epoch(orders, active, diverged, errors, epoch)
             val_loss, val_acc = self.evaluate(self.X_val, self.y_val)
             if self.schedule is not None:
                 self.schedule.step()
@@ -249,8 +260,7 @@ class PopulationTrainer:
                 for saved, p in zip(best_weights, self.model.parameters()):
                     p.data[k] = saved[k]
         results = []
-        train_eval = self.evaluate(np.stack([d.X_train for d in self.data]),
-                                   np.stack([d.y_train for d in self.data]))
+        train_eval = self.evaluate(self.X_train, self.y_train)
         val_eval = self.evaluate(self.X_val, self.y_val)
         for k in range(K):
             if diverged[k]:

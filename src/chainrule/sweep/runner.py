@@ -110,7 +110,8 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
             "spaces": space.describe()}
     _check_plan(out, plan)
     started = time.perf_counter()
-    tasks = [{"index": i, "values": values, "dir": str(out / TRIALS / f"{i:04d}"),
+    # absolute: a worker of a cluster may run in another working directory
+    tasks = [{"index": i, "values": values, "dir": str(out.resolve() / TRIALS / f"{i:04d}"),
               "config": {**space.config(values).to_dict(), "out": None}}
              for i, values in enumerate(draws)]
     _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
@@ -280,7 +281,7 @@ def results_rows(tasks, outcomes, space) -> list[dict]:
                     _format_value(list(v) if isinstance(v, tuple) else v)
                     for name, v in t["values"].items()})
         row.update({k: outcome.get(k) for k in OUTCOME_FIELDS})
-        row["folder"] = str(Path(t["dir"]))
+        row["folder"] = f"{TRIALS}/{Path(t['dir']).name}"
         rows.append(row)
     return rows
 
