@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).parent.parent / "README.md"
 
 
@@ -22,3 +24,15 @@ def test_gradcheck_example_runs():
     namespace = {}
     exec(compile(python_blocks()[0].split("f = ")[0], "README", "exec"), namespace)
     exec(compile(python_blocks()[1], "README", "exec"), namespace)
+
+
+@pytest.mark.slow
+def test_sweep_example_runs(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed", reason='needs Dask: pip install "chainrule[sweep]"')
+    monkeypatch.chdir(tmp_path)
+    block = next(b for b in python_blocks() if "chainrule.sweep" in b)
+    exec(compile(block, "README", "exec"), {})
+    last = capsys.readouterr().out.strip().splitlines()[-1]  # the best values, accuracy
+    assert last.startswith("{'hidden'") and 0 < float(last.split()[-1]) <= 1
+    assert (tmp_path / "runs/spiral-sweep/results.csv").exists()
+    assert (tmp_path / "runs/spiral-sweep/best/model.crk").exists()
