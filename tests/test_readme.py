@@ -33,6 +33,6 @@ def test_sweep_example_runs(tmp_path, monkeypatch, capsys):
     block = next(b for b in python_blocks() if "chainrule.sweep" in b)
     exec(compile(block, "README", "exec"), {})
     last = capsys.readouterr().out.strip().splitlines()[-1]  # the best values, accuracy
-    assert last.startswith("{'hidden'") and 0 < float(last.split()[-1]) <= 1
+    assert last.startswith("{'lr'") and 0 < float(last.split()[-1]) <= 1
     assert (tmp_path / "runs/spiral-sweep/results.csv").exists()
     assert (tmp_path / "runs/spiral-sweep/best/model.crk").exists()
