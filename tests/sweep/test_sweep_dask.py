@@ -179,3 +179,11 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_continues(tmp_path):
     assert "8 of 8 trials (8 ok)" in again.stdout
     for path, text in finished.items():  # finished trials were not run again
         assert path.read_text() == text
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    code = cli.main(["sweep", "--dataset", "spiral", "--out", str(tmp_path / "s"),
+                     "--scheduler", "127.0.0.1-no-port"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "cannot reach the Dask scheduler at 127.0.0.1-no-port" in err
