@@ -159,7 +159,7 @@ def dask_client(scheduler=None, workers=None):
     with _workers_ignore_ctrl_c():
         cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None,
-                               silence_logs=logging.ERROR, env=ONE_THREAD_ENV)
+                               silence_logs=logging.CRITICAL, env=ONE_THREAD_ENV)
     client = Client(cluster)
     try:
         yield client, f"an embedded Dask cluster of {count} worker processes"
