@@ -158,8 +158,10 @@ class PopulationTrainer:
         return total * self.reg
 
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")
-    def _train_epoch(self, orders, active, diverged, errors, epoch):
+    def _train_epoch(self, orders, epoch):
+        """One pass over each active member's training data: per member (loss, accuracy)."""
         self.model.train()
+        active = self.active
         K, batch_size = self.K, self.configs[0].batch_size
         # each member's permutation, drawn as Trainer's DataLoader draws it; one gather
         # per epoch for all members instead of K per minibatch
@@ -177,8 +179,8 @@ class PopulationTrainer:
             values = losses.data.astype(np.float64)
             bad = active & ~np.isfinite(values)
             for k in np.flatnonzero(bad):  # as Trainer: stop at the first non-finite loss
-                diverged[k] = True
-                errors[k] = (f"training diverged at epoch {epoch}, step {step}: the loss is "
+                self.diverged[k] = True
+                self.errors[k] = (f"training diverged at epoch {epoch}, step {step}: the loss is "
                              f"{values[k]}; try a smaller learning rate")
             if bad.any():
                 active &= ~bad
@@ -214,66 +216,68 @@ class PopulationTrainer:
     def fit(self) -> list[dict]:
         """Train every member; returns per member {"summary", "history", "status", "error"}."""
         K = self.K
-        configs = self.configs
-        epochs = configs[0].epochs
         n = len(self.data[0].y_train)  # a loader of positions: one batch, the permutation
         orders = [DataLoader(np.arange(n), batch_size=n, shuffle=True, seed=c.seed)
-                  for c in configs]
-        active = np.ones(K, dtype=bool)
-        diverged = np.zeros(K, dtype=bool)
-        errors = [""] * K
-        histories = [[] for _ in range(K)]
-        best_acc, best_epoch = np.full(K, -1.0), np.zeros(K, dtype=int)
-        bad_epochs = np.zeros(K, dtype=int)
-        stopped = np.zeros(K, dtype=bool)
-        best_weights = [p.data.copy() for p in self.model.parameters()]
-        patience = np.array([c.patience if c.patience is not None else -1 for c in configs])
-        seconds = np.zeros(K)
-        for epoch in range(1, epochs + 1):
-            if not active.any():
+                  for c in self.configs]
+        self.active, self.diverged, self.stopped = (np.ones(K, bool), np.zeros(K, bool),
+                                                    np.zeros(K, bool))
+        self.errors, self.histories = [""] * K, [[] for _ in range(K)]
+        self.best_acc, self.best_epoch = np.full(K, -1.0), np.zeros(K, dtype=int)
+        self.bad_epochs, self.seconds = np.zeros(K, dtype=int), np.zeros(K)
+        self.best_weights = [p.data.copy() for p in self.model.parameters()]
+        self.patience = np.array([-1 if c.patience is None else c.patience
+                                  for c in self.configs])
+        for epoch in range(1, self.configs[0].epochs + 1):
+            if not self.active.any():
                 break
-            started = time.perf_counter()
-            lr = self._set_lr(active)
-            training = active.copy()
-            train_loss, train_acc = self._train_epoch(orders, active, diverged, errors, epoch)
-            val_loss, val_acc = self.evaluate(self.X_val, self.y_val)
-            if self.schedule is not None:
-                self.schedule.step()
-            seconds[training] += (time.perf_counter() - started) / training.sum()
-            for k in np.flatnonzero(training & ~diverged):
-                histories[k].append({
-                    "epoch": epoch, "train_loss": train_loss[k],
-                    "train_accuracy": train_acc[k], "val_loss": val_loss[k],
-                    "val_accuracy": val_acc[k], "lr": float(lr[k]),
-                    "seconds": seconds[k]})
-                if val_acc[k] > best_acc[k]:
-                    best_acc[k], best_epoch[k], bad_epochs[k] = val_acc[k], epoch, 0
-                    for saved, p in zip(best_weights, self.model.parameters()):
-                        saved[k] = p.data[k]
-                else:
-                    bad_epochs[k] += 1
-                if patience[k] > 0 and bad_epochs[k] >= patience[k]:
-                    stopped[k] = True
-                    active[k] = False
+            self._epoch(epoch, orders)
         for k in range(K):  # early stopping restores each member's best weights
-            if patience[k] > 0 and best_epoch[k] > 0:
-                for saved, p in zip(best_weights, self.model.parameters()):
+            if self.patience[k] > 0 and self.best_epoch[k] > 0:
+                for saved, p in zip(self.best_weights, self.model.parameters()):
                     p.data[k] = saved[k]
-        results = []
+        return self._results()
+
+    def _epoch(self, epoch, orders):
+        """One epoch of every active member, then each one's history, best and patience."""
+        started = time.perf_counter()
+        lr = self._set_lr(self.active)
+        training = self.active.copy()
+        train_loss, train_acc = self._train_epoch(orders, epoch)
+        val_loss, val_acc = self.evaluate(self.X_val, self.y_val)
+        if self.schedule is not None:
+            self.schedule.step()
+        self.seconds[training] += (time.perf_counter() - started) / training.sum()
+        for k in np.flatnonzero(training & ~self.diverged):
+            self.histories[k].append({
+                "epoch": epoch, "train_loss": train_loss[k], "train_accuracy": train_acc[k],
+                "val_loss": val_loss[k], "val_accuracy": val_acc[k], "lr": float(lr[k]),
+                "seconds": self.seconds[k]})
+            if val_acc[k] > self.best_acc[k]:
+                self.best_acc[k], self.best_epoch[k], self.bad_epochs[k] = val_acc[k], epoch, 0
+                for saved, p in zip(self.best_weights, self.model.parameters()):
+                    saved[k] = p.data[k]
+            else:
+                self.bad_epochs[k] += 1
+            if self.patience[k] > 0 and self.bad_epochs[k] >= self.patience[k]:
+                self.stopped[k], self.active[k] = True, False
+
+    def _results(self) -> list[dict]:
+        """Each member's outcome, with Trainer's summary for those that finished."""
         train_eval = self.evaluate(self.X_train, self.y_train)
         val_eval = self.evaluate(self.X_val, self.y_val)
-        for k in range(K):
-            if diverged[k]:
-                results.append({"status": "diverged", "error": errors[k],
-                                "history": histories[k]})
+        results = []
+        for k, history in enumerate(self.histories):
+            if self.diverged[k]:
+                results.append({"status": "diverged", "error": self.errors[k],
+                                "history": history})
                 continue
-            history = histories[k]
             summary = {"train_accuracy": train_eval[1][k], "val_accuracy": val_eval[1][k],
                        "train_loss": train_eval[0][k], "val_loss": val_eval[0][k],
                        "final_loss": history[-1]["train_loss"] if history else None,
-                       "epochs": len(history), "best_epoch": int(best_epoch[k]),
-                       "stopped_early": bool(stopped[k]), "seconds": round(seconds[k], 3),
-                       "config": configs[k].to_dict(), "population": K}
+                       "epochs": len(history), "best_epoch": int(self.best_epoch[k]),
+                       "stopped_early": bool(self.stopped[k]),
+                       "seconds": round(self.seconds[k], 3),
+                       "config": self.configs[k].to_dict(), "population": self.K}
             results.append({"status": "ok", "error": "", "summary": summary,
                             "history": history})
         return results
