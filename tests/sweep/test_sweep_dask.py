@@ -174,6 +174,9 @@ def test_ctrl_c_stops_cleanly_and_the_same_command_continues(tmp_path):
     assert "Traceback" not in text, text
     finished = {p: p.read_text() for p in out.glob("trials/*/trial.json")}
     assert 2 <= len(finished) < 8
+    assert json.loads((out / "sweep.json").read_text())["status"] == "stopped"
+    statuses = [r["status"] for r in rows(out)]  # results so far, the rest pending
+    assert len(statuses) == 8 and set(statuses) <= {"ok", "pending"} and "pending" in statuses
     again = subprocess.run(argv, capture_output=True, text=True, timeout=240)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "8 of 8 trials (8 ok)" in again.stdout

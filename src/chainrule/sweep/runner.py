@@ -118,9 +118,15 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
     outcomes = {t["index"]: o for t in tasks if (o := finished_outcome(t["dir"])) is not None}
     where = "nothing left to run"
     pending = [t for t in tasks if t["index"] not in outcomes]
-    if pending:
-        with dask_client(scheduler, workers) as (client, where):
-            _run_on_dask(client, pending, outcomes, population, len(tasks), progress, log)
+    try:
+        if pending:
+            with dask_client(scheduler, workers) as (client, where):
+                _run_on_dask(client, pending, outcomes, population, len(tasks), progress, log)
+    except KeyboardInterrupt:  # what finished so far, on disk before the sweep stops
+        _write_results(out, results_rows(tasks, outcomes, space), space)
+        _write_summary(out, {"plan": plan, "trials": len(tasks), "finished": len(outcomes),
+                             "status": "stopped"})
+        raise
     rows = results_rows(tasks, outcomes, space)
     _write_results(out, rows, space)
     summary = _finish(out, space, tasks, outcomes, rows, plan, where, population,
