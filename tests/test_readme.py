@@ -31,7 +31,7 @@ def test_sweep_example_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("distributed", reason='needs Dask: pip install "chainrule[sweep]"')
     monkeypatch.chdir(tmp_path)
     block = next(b for b in python_blocks() if "chainrule.sweep" in b)
-    exec(compile(block, "README", "exec"), {})
+    exec(compile(block, "README", "exec"), {"__name__": "__main__"})
     last = capsys.readouterr().out.strip().splitlines()[-1]  # the best values, accuracy
     assert last.startswith("{'lr'") and 0 < float(last.split()[-1]) <= 1
     assert (tmp_path / "runs/spiral-sweep/results.csv").exists()

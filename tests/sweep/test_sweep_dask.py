@@ -190,3 +190,14 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "cannot reach the Dask scheduler at 127.0.0.1-no-port" in err
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_do(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text("from chainrule.sweep import sweep\n"
+                      "sweep({'dataset': 'spiral', 'epochs': 2}, trials=1, out='s', "
+                      "workers=1, progress=False)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert 'under `if __name__ == "__main__":`' in done.stderr.strip().splitlines()[-1]

@@ -162,10 +162,17 @@ def dask_client(scheduler=None, workers=None):
             client.close()
         return
     count = workers or os.cpu_count() or 1
-    with _workers_ignore_ctrl_c():
-        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None,
-                               silence_logs=logging.CRITICAL, env=ONE_THREAD_ENV)
+    try:
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None,
+                                   silence_logs=logging.CRITICAL, env=ONE_THREAD_ENV)
+    except RuntimeError as e:  # most often: a script without a __main__ guard
+        raise ChainruleError(
+            f"could not start Dask's worker processes ({e}); Dask starts them as new Python "
+            "processes that import the calling script again, so from a script call sweep() "
+            'under `if __name__ == "__main__":` (and not from code piped into python)'
+        ) from None
     client = Client(cluster)
     try:
         yield client, f"an embedded Dask cluster of {count} worker processes"
