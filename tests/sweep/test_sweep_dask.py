@@ -104,6 +104,10 @@ def cluster(tmp_path):
              "--no-nanny", "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"],
             stdout=logs, stderr=logs, env=env))
     try:
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:  # both workers in before tests
+            client.wait_for_workers(2, timeout=120)
         yield address, workers
     finally:
         for process in workers + started:
@@ -123,7 +127,7 @@ def test_sweep_on_a_separately_started_cluster(tmp_path, capsys, cluster):
     code = cli.main([str(a) for a in spiral_sweep(out, "--scheduler", address)])
     text = capsys.readouterr().out
     assert code == 0, text
-    assert f"the Dask cluster at {address} (2 workers)" in text
+    assert f"the Dask cluster at {address} (2 workers at the start)" in text
     assert [r["status"] for r in rows(out)] == ["ok"] * 4
 
 

@@ -73,7 +73,8 @@ def run(args):
 def format_summary(summary, out) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary["counts"].items()))
     lines = [f"{summary['finished']} of {summary['trials']} trials ({counts}) in "
-             f"{summary['seconds']:.1f} s on {summary['where']}"]
+             f"{summary['seconds']:.1f} s " + (f"on {summary['where']}" if summary["where"]
+                                               else "(all had finished: nothing left to run)")]
     best = summary.get("best")
     if best is not None:
         values = ", ".join(f"{k}={_short(v)}" for k, v in best["values"].items())

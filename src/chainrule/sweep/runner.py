@@ -116,7 +116,7 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
              for i, values in enumerate(draws)]
     _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
     outcomes = {t["index"]: o for t in tasks if (o := finished_outcome(t["dir"])) is not None}
-    where = "nothing left to run"
+    where = None  # no cluster is started when every trial has finished
     pending = [t for t in tasks if t["index"] not in outcomes]
     try:
         if pending:
@@ -157,7 +157,8 @@ def dask_client(scheduler=None, workers=None):
                 raise ChainruleError(f"the Dask scheduler at {scheduler} has no workers; "
                                      f"start some with `dask worker {scheduler}`") from None
             count = len(client.scheduler_info()["workers"])
-            yield client, f"the Dask cluster at {scheduler} ({count} workers)"
+            yield client, (f"the Dask cluster at {scheduler} ({count} worker"
+                           f"{'s' if count != 1 else ''} at the start)")
         finally:
             client.close()
         return
