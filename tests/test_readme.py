@@ -107,3 +107,15 @@ def test_export_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(block, "README", "exec"), {})
     assert float(capsys.readouterr().out) < 1e-5
     assert (tmp_path / "mlp.onnx").exists() and (tmp_path / "mlp.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_sweep_example_runs(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed", reason='needs Dask: pip install "chainrule[sweep]"')
+    monkeypatch.chdir(tmp_path)
+    block = next(b for b in blocks("python") if "chainrule.sweep" in b)
+    exec(compile(block, "README", "exec"), {"__name__": "__main__"})
+    last = capsys.readouterr().out.strip().splitlines()[-1]  # the best values, accuracy
+    assert last.startswith("{'lr'") and 0 < float(last.split()[-1]) <= 1
+    assert (tmp_path / "runs/spiral-sweep/results.csv").exists()
+    assert (tmp_path / "runs/spiral-sweep/best/model.crk").exists()

@@ -1,5 +1,5 @@
-"""The ``chainrule`` command line: ``train``, ``evaluate``, ``export``, ``graph``, ``explain``,
-``demo``.
+"""The ``chainrule`` command line: ``train``, ``evaluate``, ``sweep``, ``export``, ``graph``,
+``explain``, ``player``, ``playground``, ``demo``.
 
 A user error (an unknown choice, a bad size, missing data, an unreadable checkpoint)
 prints one line saying what is wrong and exits with status 2, without a traceback.
@@ -29,6 +29,7 @@ from .experiment import (
     RunConfig,
 )
 from .nn import ACTIVATIONS
+from .sweep import cli as sweep_cli
 from .train import LOSSES
 
 
@@ -163,6 +164,7 @@ def make_parser() -> argparse.ArgumentParser:
                          "model.crk")
     ex.add_argument("--format", required=True, choices=("onnx", "safetensors"))
     ex.add_argument("--out", required=True, help="the file to write, e.g. model.onnx")
+    sweep_cli.add_parser(commands)
     for name, text in (("graph", "draw the computational graph of a small formula"),
                        ("explain", "show the backward pass of a small formula step by step")):
         p = commands.add_parser(name, help=text)
@@ -364,8 +366,9 @@ def _playground(args):
     playground_cli.run(args)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "export": _export, "graph": _graph,
-            "explain": _explain, "demo": _demo, "player": _player, "playground": _playground}
+COMMANDS = {"train": _train, "evaluate": _evaluate, "sweep": sweep_cli.run, "export": _export,
+            "graph": _graph, "explain": _explain, "demo": _demo, "player": _player,
+            "playground": _playground}
 
 
 def _interrupted(args) -> str:

@@ -55,6 +55,10 @@ class FolderBusyError(ChainruleError):
     """Another run holds the lock on a run's folder; the message names the holder."""
 
 
+class SpaceError(ChainruleError):
+    """A search space that cannot be searched; the message names the option and the fix."""
+
+
 class TrainingDiverged(ChainruleError):
     """The loss became NaN or infinite; the message names the epoch and the step."""
 

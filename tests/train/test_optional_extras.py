@@ -16,3 +16,15 @@ def test_training_without_matplotlib_skips_pictures_and_says_so(tmp_path, capsys
     assert code == 0 and 'pip install "chainrule[plot]"' in out
     assert (tmp_path / "summary.json").exists() and not (tmp_path / "curves.png").exists()
 
+
+
+def test_sweep_without_dask_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import sys
+
+    for name in ("distributed", "dask"):  # as if the sweep extra were not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    code = main(["sweep", "--dataset", "spiral", "--epochs", "2", "--trials", "2",
+                 "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and 'pip install "chainrule[sweep]"' in err
+    assert len(err.strip().splitlines()) == 1

@@ -7,7 +7,8 @@ write into ``out`` and return it. All arrays have the parameter's shape and dtyp
 
 No function allocates: an intermediate goes into ``work``, a parameter-sized scratch array
 that must not be any of the other arguments (unless a docstring says it may). Scalars
-(``alpha``, ``value``, ``weight``) may be Python or NumPy numbers; writing into float32
+(``alpha``, ``value``, ``weight``) may be Python or NumPy numbers (``alpha`` and
+``value`` also arrays that broadcast against the parameter); writing into float32
 arrays keeps them float32. Each computes what PyTorch's operation computes, in the same
 order where it matters (``lerp_``), so results agree with ``torch.optim`` to within
 rounding.
@@ -18,10 +19,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def _is(value, number) -> bool:
+    """Whether a scalar hyperparameter is ``number`` (a shortcut's condition). A learning
+    rate or weight decay may also be an array of one value per member of a population of
+    networks trained as one (``chainrule.sweep``): it never takes the shortcut."""
+    return not isinstance(value, np.ndarray) and value == number
+
+
 def add_scaled_(target, x, alpha, work):
     """``target += alpha * x`` (PyTorch's ``target.add_(x, alpha=alpha)``); ``work`` may
     be ``x`` itself (an intermediate that is not needed afterwards)."""
-    if alpha == 1:
+    if _is(alpha, 1):
         target += x
         return
     np.multiply(x, alpha, out=work)
@@ -38,7 +46,7 @@ def add_scaled(x, y, alpha, out):
 
 def addcmul_(target, x, y, value, work):
     """``target += value * x * y`` (PyTorch's ``target.addcmul_(x, y, value=value)``)."""
-    if value == 1:
+    if _is(value, 1):
         np.multiply(x, y, out=work)
     else:
         np.multiply(x, value, out=work)
@@ -54,7 +62,7 @@ def addcdiv_(target, x, y, value, work):
     last place.
     """
     np.divide(x, y, out=work)
-    if value != 1:
+    if not _is(value, 1):
         work *= value
     target += work
 
@@ -82,7 +90,7 @@ def decayed_grad(grad, param, weight_decay, scratch):
     ``grad`` itself when weight_decay is 0; otherwise the sum, written into
     ``scratch["decayed_grad"]`` (``grad`` is not changed: it belongs to the parameter).
     """
-    if weight_decay == 0:
+    if _is(weight_decay, 0):
         return grad
     return add_scaled(grad, param, weight_decay, out=scratch["decayed_grad"])
 
@@ -90,5 +98,5 @@ def decayed_grad(grad, param, weight_decay, scratch):
 def decoupled_decay_(param, lr, weight_decay):
     """``p *= 1 - lr * weight_decay``: shrink the parameter directly, outside the
     gradient's moving averages (AdamW's decoupled weight decay)."""
-    if weight_decay != 0:
+    if not _is(weight_decay, 0):
         param *= 1 - lr * weight_decay

@@ -29,8 +29,9 @@ from ..tracing import tracing
 
 def check_hyperparameter(name, value, low=0.0, high=None, high_inclusive=False):
     """Raise ``OptimizerError`` unless ``low <= value`` (and ``value < high`` if given)."""
-    try:
-        ok = value >= low and (high is None or value < high or (high_inclusive and value == high))
+    try:  # np.all: a population's hyperparameter holds one value per member
+        ok = bool(np.all(value >= low)) and (high is None or bool(np.all(
+            (value < high) | (high_inclusive & (value == high)))))
     except TypeError:
         raise OptimizerError(f"invalid {name}: {value!r} is not a number") from None
     if not ok:

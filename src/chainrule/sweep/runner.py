@@ -1,0 +1,380 @@
+"""``sweep()``: draw the trials, run them on Dask, gather and judge the results.
+
+The driver (this module) runs where the user typed the command; trials run on Dask
+workers: by default an embedded ``LocalCluster`` of one single-threaded process per core,
+or an existing cluster given by its scheduler's address. Workers load data sets by name
+and write each trial's folder themselves, so the folder (``out``) must be one that every
+worker sees: local for the embedded cluster, a shared file system for a cluster of
+machines. Everything the driver needs to continue lives on disk: the plan in sweep.json,
+each trial's outcome in its folder's trial.json, and its checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from .._io import atomic_write_text
+from ..errors import ChainruleError
+from ..experiment import RunConfig
+from ..experiment import evaluate as evaluate_run
+from .population import population_key, run_population
+from .space import KINDS, SearchSpace, SpaceError, _format_value
+from .trial import OUTCOME_FIELDS, finished_outcome, run_trial, write_outcome
+
+TRIALS, RESULTS, SUMMARY, PICTURE, BEST = "trials", "results.csv", "sweep.json", "sweep.png", \
+    "best"
+SEARCHES = ("random", "grid")
+# BLAS libraries read these when a worker process starts; one thread per worker process
+# lets N workers use N cores without oversubscribing them.
+ONE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                         "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+
+
+def _positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ChainruleError(f"--{name} must be a positive integer, got {value!r}")
+
+
+def plan_trials(space: SearchSpace, trials: int, search: str, seed: int,
+                grid_points: int) -> list[dict]:
+    """The searched values of every trial: [{option: value}], checked to make valid runs."""
+    if search not in SEARCHES:
+        raise SpaceError(f"--search {search!r} is not one of {', '.join(SEARCHES)}")
+    if search == "grid":
+        if grid_points < 2:
+            raise SpaceError(f"--grid-points must be at least 2, got {grid_points}")
+        draws = space.grid(grid_points)
+        draws = draws[:trials] if trials is not None else draws
+    else:
+        draws = space.random(trials if trials is not None else 20, seed)
+    for values in draws:
+        space.config(values).resolved()  # raises a one-line error for an invalid trial
+    return draws
+
+
+def sweep(options: dict | None = None, *, trials: int | None = None, search: str = "random",
+          grid_points: int = 3, search_seed: int = 0, out="runs/sweep", workers: int | None = None,
+          scheduler: str | None = None, population: int = 1, progress: bool | None = None,
+          log=None) -> dict:
+    """Search ``options`` and return the sweep's summary (what sweep.json holds).
+
+    Args:
+        options: {option: value or space} for any option of ``RunConfig``; a space is a
+            string ``"a:b:log"``, ``"a:b"`` or ``"v1,v2"`` (or a list of values). Options
+            left out keep ``RunConfig``'s defaults.
+        trials: how many random trials (default 20); for grid search, at most this many of
+            the grid's points (default all).
+        search: "random" (trial i drawn from (search_seed, i)) or "grid".
+        grid_points: values per range in a grid search.
+        search_seed: the seed of the random search (each trial's training seed is the
+            ``seed`` option, fixed or searched).
+        out: the sweep's folder: trials/NNNN/ (one run folder each), results.csv,
+            sweep.json, sweep.png, best/.
+        workers: worker processes of the embedded cluster (default: the number of cores).
+        scheduler: address of an existing Dask scheduler (``tcp://host:port``) instead.
+        population: train up to this many trials that share an architecture at once, as
+            one batched network (see ``chainrule.sweep.population``).
+        progress: a progress bar over trials (default: when stderr is a terminal); without
+            it, one line per finished trial goes to ``log``.
+        log: where lines go (default: print to stdout).
+    """
+    log = log or (lambda line: print(line, flush=True))
+    if trials is not None:
+        _positive("trials", trials)
+    _positive("population", population)
+    if workers is not None:
+        _positive("workers", workers)
+    if workers is not None and scheduler:
+        raise ChainruleError("--workers sizes the embedded cluster; with --scheduler the "
+                             "cluster's own workers run the trials (leave one out)")
+    if out is None:
+        raise ChainruleError("a sweep needs --out, the folder its trials and results go to")
+    space = SearchSpace.from_options(options or {})
+    draws = plan_trials(space, trials, search, search_seed, grid_points)
+    out = Path(out)
+    plan = {"search": search, "search_seed": search_seed, "grid_points": grid_points,
+            "fixed": {k: v for k, v in space.base.to_dict().items()
+                      if k not in space.spaces and k != "out"},
+            "spaces": space.describe()}
+    _check_plan(out, plan)
+    started = time.perf_counter()
+    # absolute: a worker of a cluster may run in another working directory
+    tasks = [{"index": i, "values": values, "dir": str(out.resolve() / TRIALS / f"{i:04d}"),
+              "config": {**space.config(values).to_dict(), "out": None}}
+             for i, values in enumerate(draws)]
+    _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
+    outcomes = {t["index"]: o for t in tasks if (o := finished_outcome(t["dir"])) is not None}
+    where = None  # no cluster is started when every trial has finished
+    pending = [t for t in tasks if t["index"] not in outcomes]
+    try:
+        if pending:
+            with dask_client(scheduler, workers) as (client, where):
+                _run_on_dask(client, pending, outcomes, population, len(tasks), progress, log)
+    except KeyboardInterrupt:  # what finished so far, on disk before the sweep stops
+        _write_results(out, results_rows(tasks, outcomes, space), space)
+        _write_summary(out, {"plan": plan, "trials": len(tasks), "finished": len(outcomes),
+                             "status": "stopped"})
+        raise
+    rows = results_rows(tasks, outcomes, space)
+    _write_results(out, rows, space)
+    summary = _finish(out, space, tasks, outcomes, rows, plan, where, population,
+                      time.perf_counter() - started)
+    return summary
+
+
+# ----- where the trials run -----------------------------------------------------------------
+@contextlib.contextmanager
+def dask_client(scheduler=None, workers=None):
+    """A Dask client and a phrase saying where it runs: an embedded LocalCluster (started
+    and stopped here) or the cluster whose scheduler is at ``scheduler``."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ChainruleError('chainrule sweep runs on Dask; install it with: '
+                             'pip install "chainrule[sweep]"') from None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise ChainruleError(f"cannot reach the Dask scheduler at {scheduler} ({e}); start "
+                                 "one with `dask scheduler`, or leave out --scheduler") from None
+        try:
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise ChainruleError(f"the Dask scheduler at {scheduler} has no workers; "
+                                     f"start some with `dask worker {scheduler}`") from None
+            count = len(client.scheduler_info()["workers"])
+            yield client, (f"the Dask cluster at {scheduler} ({count} worker"
+                           f"{'s' if count != 1 else ''} at the start)")
+        finally:
+            client.close()
+        return
+    count = workers or os.cpu_count() or 1
+    try:
+        with _workers_ignore_ctrl_c():
+            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                   host="127.0.0.1", dashboard_address=None,
+                                   silence_logs=logging.CRITICAL, env=ONE_THREAD_ENV)
+    except RuntimeError as e:  # most often: a script without a __main__ guard
+        raise ChainruleError(
+            f"could not start Dask's worker processes ({e}); Dask starts them as new Python "
+            "processes that import the calling script again, so from a script call sweep() "
+            'under `if __name__ == "__main__":` (and not from code piped into python)'
+        ) from None
+    client = Client(cluster)
+    try:
+        yield client, f"an embedded Dask cluster of {count} worker processes"
+    finally:
+        client.close()
+        cluster.close()
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c():
+    """Start worker processes with SIGINT ignored (they inherit it): Ctrl-C reaches the
+    whole process group, and the driver, not each worker, should answer it by stopping the
+    cluster in order."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _group_tasks(pending, population):
+    """Lists of trials to run together: alone, or up to ``population`` that share a key."""
+    if population <= 1:
+        return [[t] for t in pending]
+    groups, alone = {}, []
+    for t in pending:
+        key = population_key(RunConfig.from_dict(t["config"]))
+        if key is None:
+            alone.append([t])
+        else:
+            groups.setdefault(key, []).append(t)
+    chunks = [members[i:i + population] for members in groups.values()
+              for i in range(0, len(members), population)]
+    return chunks + alone
+
+
+def _run_on_dask(client, pending, outcomes, population, total, progress, log):
+    from distributed import as_completed
+
+    batch = uuid.uuid4().hex[:8]
+    futures = {}
+    for group in _group_tasks(pending, population):
+        first = group[0]["index"]
+        if len(group) == 1:
+            future = client.submit(run_trial, group[0], key=f"trial-{first}-{batch}",
+                                   pure=False)
+        else:
+            future = client.submit(run_population, group, key=f"population-{first}-{batch}",
+                                   pure=False)
+        futures[future] = group
+    bar = _progress_bar(progress, total, len(outcomes))
+    best = max((o.get("val_accuracy") or 0.0 for o in outcomes.values()
+                if o["status"] == "ok"), default=None)
+    try:
+        for future in as_completed(futures):
+            group = futures[future]
+            try:
+                results = future.result()
+            except Exception as e:  # e.g. KilledWorker: its workers died too many times
+                results = [_failed(t, f"{type(e).__name__}: {e}") for t in group]
+            for outcome in results if isinstance(results, list) else [results]:
+                outcomes[outcome["index"]] = outcome
+                if outcome["status"] == "ok":
+                    best = max(best or 0.0, outcome["val_accuracy"])
+                if bar is not None:
+                    bar.update(1)
+                    if best is not None:
+                        bar.set_postfix(best_val=f"{best:.4f}")
+                else:
+                    log(_trial_line(outcome, len(outcomes), total, best))
+    except KeyboardInterrupt:
+        client.cancel(list(futures), force=True)
+        log(f"\nstopped: {len(outcomes)} of {total} trials finished; run the same command "
+            "again to continue (unfinished trials resume from their checkpoints)")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _failed(task, error):
+    outcome = {"index": task["index"], "status": "failed", "error": error, "seconds": None}
+    write_outcome(task["dir"], outcome)
+    return outcome
+
+
+def _progress_bar(progress, total, done):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=done, unit="trial", desc="sweep", dynamic_ncols=True)
+
+
+def _trial_line(outcome, done, total, best):
+    text = f"trial {outcome['index']} ({done}/{total}) {outcome['status']}"
+    if outcome["status"] == "ok":
+        text += f": val_accuracy {outcome['val_accuracy']:.4f}"
+    else:
+        text += f": {outcome.get('error', '')}"
+    return text + (f"; best so far {best:.4f}" if best is not None else "")
+
+
+# ----- the results ------------------------------------------------------------------------
+def results_rows(tasks, outcomes, space) -> list[dict]:
+    """One dict per trial: its number, searched values, outcome (status "pending" if none)."""
+    rows = []
+    for t in tasks:
+        outcome = outcomes.get(t["index"], {"status": "pending"})
+        row = {"trial": t["index"]}
+        row.update({name: v if isinstance(v, float) else
+                    _format_value(list(v) if isinstance(v, tuple) else v)
+                    for name, v in t["values"].items()})
+        row.update({k: outcome.get(k) for k in OUTCOME_FIELDS})
+        row["folder"] = f"{TRIALS}/{Path(t['dir']).name}"
+        rows.append(row)
+    return rows
+
+
+def _write_results(out, rows, space):
+    fields = ["trial", *space.spaces, *OUTCOME_FIELDS, "folder"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    atomic_write_text(out / RESULTS, buffer.getvalue())
+
+
+def _write_summary(out, summary):
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+
+
+def _check_plan(out, plan):
+    """A folder holds one sweep: continuing needs the same spaces, seed and search."""
+    path = out / SUMMARY
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text()).get("plan")
+    except ValueError:
+        return
+    if saved is not None and saved != json.loads(json.dumps(plan)):
+        changed = sorted(k for k in plan if saved.get(k) != json.loads(json.dumps(plan[k])))
+        raise ChainruleError(f"{out} holds a different sweep ({', '.join(changed)} differ); "
+                             "rerun it with its own options to continue it, or choose "
+                             "another --out")
+
+
+def _finish(out, space, tasks, outcomes, rows, plan, where, population, seconds) -> dict:
+    counts = {}
+    for o in outcomes.values():
+        counts[o["status"]] = counts.get(o["status"], 0) + 1
+    summary = {"plan": plan, "trials": len(tasks), "finished": len(outcomes),
+               "counts": counts, "where": where, "population": population,
+               "seconds": round(seconds, 3), "status": "done"}
+    ok = [o for o in outcomes.values() if o["status"] == "ok"]
+    if ok:
+        best = max(ok, key=lambda o: (o["val_accuracy"], -o["index"]))
+        task = tasks[best["index"]]
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in task["values"].items()}
+        summary["best"] = {"trial": best["index"], "values": values,
+                           "val_accuracy": best["val_accuracy"],
+                           "train_accuracy": best["train_accuracy"], "folder": str(out / BEST),
+                           "config": task["config"]}
+        _copy_best(Path(task["dir"]), out / BEST)
+        test = evaluate_run(out / BEST).get("test")
+        if test is not None:  # the one look at the test split, for the chosen trial only
+            summary["best"]["test_accuracy"] = test["accuracy"]
+        summary["warnings"] = space.border_warnings(values)
+    else:
+        summary["warnings"] = ["no trial finished training; see the errors in results.csv"]
+    summary["picture"] = _draw(out, rows, space, summary.get("best", {}).get("trial"))
+    _write_summary(out, summary)
+    return summary
+
+
+def _copy_best(source: Path, target: Path):
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+
+
+def _draw(out, rows, space, best_index):
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return None
+    from .plot import plot_sweep
+
+    return str(plot_sweep(rows, space.spaces, out / PICTURE, best_index))
+
+
+__all__ = ["sweep", "plan_trials", "dask_client", "KINDS"]

@@ -1,0 +1,79 @@
+"""Populations: K trials of one architecture trained as one batched network give each
+member the numbers it gets when trained alone (same data order), within float32 rounding."""
+
+import csv
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from chainrule.experiment import RunConfig
+from chainrule.experiment import evaluate as evaluate_run
+from chainrule.sweep import PopulationTrainer, population_key, run_population
+from chainrule.sweep.trial import train_in_folder
+from chainrule.train import TrainingDiverged
+
+
+def history(folder):
+    with open(folder / "history.csv") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def members(base, rows):
+    return [dataclasses.replace(base, **row) for row in rows]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "momentum", "rmsprop", "adamw"])
+def test_each_member_matches_its_run_alone(tmp_path, optimizer):
+    base = RunConfig(dataset="spiral", hidden=[32], epochs=12, batch_size=64,
+                     optimizer=optimizer, lr_schedule="cosine", warmup=2)
+    configs = members(base, [
+        {"lr": 1e-2, "reg": 1e-3, "seed": 0},
+        {"lr": 3e-3, "weight_decay": 1e-2, "seed": 1},
+        {"lr": 2e-2, "reg": 1e-4, "weight_decay": 1e-3, "seed": 2, "patience": 2},
+    ])
+    trials = [{"index": i, "config": c.to_dict(), "dir": str(tmp_path / f"pop{i}")}
+              for i, c in enumerate(configs)]
+    outcomes = run_population(trials)
+    assert [o["status"] for o in outcomes] == ["ok"] * 3
+    for config, trial, outcome in zip(configs, trials, outcomes):
+        alone = train_in_folder(config, tmp_path / f"alone{trial['index']}")
+        together = json.loads((tmp_path / f"pop{trial['index']}" / "summary.json").read_text())
+        assert together["epochs"] == alone["epochs"]  # early stopping at the same epoch
+        assert together["best_epoch"] == alone["best_epoch"]
+        rows_p = history(tmp_path / f"pop{trial['index']}")
+        rows_a = history(tmp_path / f"alone{trial['index']}")
+        for key in ("train_loss", "val_loss", "lr"):
+            np.testing.assert_allclose([r[key] for r in rows_p], [r[key] for r in rows_a],
+                                       rtol=2e-4, atol=1e-5, err_msg=key)
+        for key in ("train_accuracy", "val_accuracy"):  # a point may flip on a tie
+            np.testing.assert_allclose([r[key] for r in rows_p], [r[key] for r in rows_a],
+                                       atol=2 / 300, err_msg=key)
+        assert abs(outcome["val_accuracy"] - alone["val_accuracy"]) <= 2 / 300
+        # the member's folder is an ordinary run: `chainrule evaluate` reads it
+        again = evaluate_run(tmp_path / f"pop{trial['index']}")
+        assert again["val"]["accuracy"] == pytest.approx(outcome["val_accuracy"])
+
+
+def test_a_diverging_member_is_recorded_and_the_others_are_untouched(tmp_path):
+    base = RunConfig(dataset="spiral", hidden=[16], epochs=5, optimizer="sgd")
+    configs = members(base, [{"lr": 1e-1, "seed": 0}, {"lr": 1e6, "seed": 1}])
+    results = PopulationTrainer(configs).fit()
+    assert results[1]["status"] == "diverged" and "epoch 1" in results[1]["error"]
+    with pytest.raises(TrainingDiverged):
+        train_in_folder(configs[1], tmp_path / "alone1")
+    alone = train_in_folder(configs[0], tmp_path / "alone0")
+    assert results[0]["status"] == "ok"
+    assert results[0]["summary"]["final_loss"] == pytest.approx(alone["final_loss"], rel=1e-4)
+
+
+def test_what_can_share_a_population():
+    base = RunConfig(dataset="spiral")
+    key = population_key(base)
+    for member_option in ({"lr": 0.5}, {"reg": 1.0}, {"seed": 3}, {"weight_decay": 0.1},
+                          {"patience": 4}):
+        assert population_key(dataclasses.replace(base, **member_option)) == key
+    assert population_key(dataclasses.replace(base, hidden=[50])) != key
+    assert population_key(dataclasses.replace(base, dropout=0.2)) is None
+    assert population_key(dataclasses.replace(base, lr_schedule="plateau")) is None
