@@ -151,7 +151,9 @@ class Function:
             raise TypeError(f"{cls.__qualname__}: a Function declares its public name, "
                             'e.g. name = "softplus"')
         known = OPERATIONS.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
+        # the same class defined again (a notebook cell run twice) replaces itself
+        if known is not None and (known.__module__, known.__qualname__) != (
+                cls.__module__, cls.__qualname__):
             raise TypeError(f"{cls.__qualname__}: the name {name!r} is already taken by "
                             f"{known.__module__}.{known.__qualname__}")
         if "symbol" not in cls.__dict__:

@@ -395,11 +395,16 @@ def resumed_config(config: RunConfig) -> RunConfig:
     """The options saved in ``config.out``, with ``config.epochs`` (if given) as the new
     length; the schedule keeps the span it started with."""
     state = _checkpoint_state(config.out)
-    saved = RunConfig.from_dict(state["config"])
+    path = Path(config.out) / CHECKPOINT
+    saved = config_of(state, path)  # every value checked: a damaged file is one clear line
     if saved.schedule_epochs is None:  # a run saved before schedules had their own span
         saved.schedule_epochs = saved.epochs
     epochs = saved.epochs if config.epochs is None else config.epochs
-    finished = int(state.get("epoch", 0))
+    finished = state.get("epoch")
+    if isinstance(finished, bool) or not isinstance(finished, int | np.integer) or finished < 0:
+        raise CheckpointError(f"cannot resume from {path}: its epoch {finished!r:.40} is not "
+                              "a count of finished epochs")
+    finished = int(finished)
     if isinstance(epochs, int) and epochs < finished:
         raise ChainruleError(f"the run in {config.out} has already finished {finished} epochs; "
                              f"--epochs {epochs} would not continue it")
@@ -483,7 +488,8 @@ def config_of(state, path) -> RunConfig:
 
 
 def saved_config(out) -> RunConfig:
-    return RunConfig.from_dict(_checkpoint_state(out)["config"])
+    """The checked options of the run saved in the folder ``out``."""
+    return config_of(_checkpoint_state(out), Path(out) / CHECKPOINT)
 
 
 def read_checkpoint(path) -> tuple[Path, dict]:

@@ -509,9 +509,16 @@ class Trainer:
 
 def _default_progress():
     """A bar where one can redraw itself (a terminal, a notebook), else a line per epoch."""
-    if sys.stderr.isatty() or "ipykernel" in sys.modules:
+    if sys.stderr.isatty() or _in_notebook():
         return True
     return "log"
+
+
+def _in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (ipykernel merely imported is not enough)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def _json_default(value):

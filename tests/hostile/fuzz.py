@@ -196,12 +196,15 @@ def make_run(folder: Path) -> Path:
     argv = ["train", "--dataset", "spiral", "--hidden", "8", "--epochs", "2", "--dropout",
             "0.1", "--lr-schedule", "cosine", "--warmup", "1", "--quiet", "--out", str(run)]
     assert main(argv) == 0
+    stopped = folder / "stopped"  # the same run stopped after epoch 1, in a folder of its own
     config = RunConfig(dataset="spiral", hidden=[8], epochs=2, dropout=0.1,
-                       lr_schedule="cosine", warmup=1, out=str(run))
+                       lr_schedule="cosine", warmup=1, out=str(stopped))
     try:
         train(config, progress=False, callbacks=[_StopAtSecondEpoch()])
     except _Stop:
         pass
+    for name in ("checkpoint.crk", "best.crk", "history.csv"):
+        shutil.copyfile(stopped / name, run / name)
     assert cr.load(run / "checkpoint.crk")["epoch"] == 1
     return run
 

@@ -447,4 +447,12 @@ def test_a_notebook_gets_the_progress_bar_not_log_lines(monkeypatch):
 
     assert _default_progress() == "log"  # pytest's stderr is not a terminal
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert _default_progress() == "log"  # ipykernel imported (by a test tool) is no notebook
+
+    class ZMQInteractiveShell:  # the shell class a Jupyter kernel runs
+        pass
+
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = ZMQInteractiveShell
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
     assert _default_progress() is True  # tqdm.auto then draws a notebook widget
