@@ -52,6 +52,23 @@ def _torch_clip(x, min=None, max=None):  # noqa: A002 - np.clip's names
     return torch.clamp(x.expand(shape), as_t(low), as_t(high))
 
 
+def _torch_getitem(x, index):
+    if isinstance(index, slice) and (index.step or 1) < 0:  # NumPy's reversed slices
+        return x.flip(0)[::-index.step]
+    return x[_torch_index(index)]
+
+
+def _torch_activation(x, name):
+    nn = torch.nn
+    modules = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "gelu": nn.GELU,
+               "silu": nn.SiLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+    return modules[name]()(x)
+
+
+def _activation(x, name):
+    return cr.nn.ACTIVATIONS[name]()(x)  # the module, made with its defaults
+
+
 def _torch_index(index):
     if isinstance(index, tuple):
         return tuple(_torch_index(i) for i in index)
@@ -176,8 +193,12 @@ CALLS = {
         x, tuple(reversed(range(x.dim()))) if axes is None else axes)),
     "broadcast_to": ("cr.broadcast_to", cr.broadcast_to,
                      lambda x, shape: torch.broadcast_to(x, shape)),
-    "getitem": ("cr.ops.getitem", cr.ops.getitem,
-                lambda x, index: x[_torch_index(index)]),
+    "getitem": ("cr.ops.getitem", cr.ops.getitem, _torch_getitem),
+    "activation": ("activation", _activation, _torch_activation),
+    "expand": ("cr.expand", lambda x, sizes: cr.expand(x, *sizes),
+               lambda x, sizes: x.expand(*sizes)),
+    "swapaxes": ("cr.swapaxes", cr.swapaxes, lambda x, axis1, axis2: torch.swapaxes(
+        x, axis1, axis2)),
     "index_add": ("IndexAdd.apply", IndexAdd.apply, _torch_index_add),
     "concatenate": ("join(cr.concatenate)", lambda *xs, axis: cr.concatenate(xs, axis=axis),
                     lambda *xs, axis: torch.cat(xs, dim=axis)),
@@ -189,4 +210,5 @@ CALLS = {
 COVERS = {"std": {"var", "sqrt"}, "gelu": {"normal_cdf", "tanh", "multiply"},
           "silu": {"sigmoid", "multiply"}, "mse_loss": {"subtract", "multiply", "mean", "sum"},
           "bce_constant_target": {"binary_cross_entropy_with_logits"},
+          "expand": {"broadcast_to"}, "swapaxes": {"transpose"},
           **{f"scalar_{op}": {op} for op in ("add", "subtract", "multiply", "divide", "power")}}

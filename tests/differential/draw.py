@@ -436,10 +436,39 @@ def _make_getitem(g):
         index = r.random(v.shape if r.random() < 0.4 else v.shape[:1]) < 0.5
     elif form < 0.9 and v.ndim >= 2 and n and v.shape[1]:
         index = (r.integers(0, n, (2, 1)), r.integers(0, v.shape[1], 3))
-    else:
+    elif form < 0.95:
         index = (Ellipsis, slice(None, None, 2), None) if r.random() < 0.5 else (
             None, slice(1, None))
+    else:  # reversed, as NumPy allows
+        index = slice(None, None, int(r.choice([-1, -2])))
     return g.step("getitem", [x], index=index)
+
+
+def _make_activation(g):
+    """One of the seven activation modules of ``nn.ACTIVATIONS``, with its defaults."""
+    name = str(g.rng.choice(sorted(cr.nn.ACTIVATIONS)))
+    return g.step("activation", [g.operand(_off_zero)], name=name)
+
+
+def _make_expand(g):
+    """PyTorch's expand: -1 keeps a dimension."""
+    x = g.operand(shape=lambda s: len(s) >= 1)
+    if x is None:
+        return None
+    sizes = [int(g.rng.choice([2, 3])) if n == 1 and g.rng.random() < 0.6 else
+             (-1 if g.rng.random() < 0.5 else n) for n in g.values[x].shape]
+    if g.rng.random() < 0.4:
+        sizes = [2] + sizes
+    return g.step("expand", [x], sizes=tuple(sizes))
+
+
+def _make_swapaxes(g):
+    x = g.operand(shape=lambda s: len(s) >= 1)
+    if x is None:
+        return None
+    ndim = g.values[x].ndim
+    a, b = (int(a) for a in g.rng.integers(-ndim, ndim, 2))
+    return g.step("swapaxes", [x], axis1=a, axis2=b)
 
 
 def _make_index_add(g):
@@ -520,6 +549,9 @@ MAKERS = {
     "transpose": _make_transpose,
     "broadcast_to": _make_broadcast_to,
     "getitem": _make_getitem,
+    "activation": _make_activation,
+    "expand": _make_expand,
+    "swapaxes": _make_swapaxes,
     "index_add": _make_index_add,
     "concatenate": _make_join("concatenate"),
     "stack": _make_join("stack"),

@@ -351,7 +351,9 @@ def reproducer(program):
              "def join(op):  # concatenate or stack, called with the tensors one by one",
              "    return lambda *xs, axis: op(xs, axis=axis)", "",
              "def where(a, b, condition):  # the condition is a constant, not a node",
-             "    return cr.where(condition, a, b)", ""]
+             "    return cr.where(condition, a, b)", "",
+             "def activation(x, name):  # an activation module, made with its defaults",
+             "    return cr.nn.ACTIVATIONS[name]()(x)", ""]
     with np.printoptions(precision=17, threshold=10**6, linewidth=10**6):
         for i, node in enumerate(program.nodes):
             if isinstance(node, Leaf):
