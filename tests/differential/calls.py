@@ -195,7 +195,7 @@ CALLS = {
                      lambda x, shape: torch.broadcast_to(x, shape)),
     "getitem": ("cr.ops.getitem", cr.ops.getitem, _torch_getitem),
     "activation": ("activation", _activation, _torch_activation),
-    "expand": ("cr.expand", lambda x, sizes: cr.expand(x, *sizes),
+    "expand": ("expand", lambda x, sizes: cr.expand(x, *sizes),
                lambda x, sizes: x.expand(*sizes)),
     "swapaxes": ("cr.swapaxes", cr.swapaxes, lambda x, axis1, axis2: torch.swapaxes(
         x, axis1, axis2)),

@@ -353,7 +353,9 @@ def reproducer(program):
              "def where(a, b, condition):  # the condition is a constant, not a node",
              "    return cr.where(condition, a, b)", "",
              "def activation(x, name):  # an activation module, made with its defaults",
-             "    return cr.nn.ACTIVATIONS[name]()(x)", ""]
+             "    return cr.nn.ACTIVATIONS[name]()(x)", "",
+             "def expand(x, sizes):  # PyTorch's expand, sizes as a tuple",
+             "    return cr.expand(x, *sizes)", ""]
     with np.printoptions(precision=17, threshold=10**6, linewidth=10**6):
         for i, node in enumerate(program.nodes):
             if isinstance(node, Leaf):
