@@ -278,7 +278,7 @@ def shrink(program, fails, budget=200):
 
     First the smallest earlier node that fails as the output; then, node by node, an
     intermediate node replaced by a leaf holding its value (cutting off the graph behind
-    it); then non-contiguous leaves made contiguous."""
+    it); then non-contiguous leaves made contiguous; then the leaves' values rounded."""
     calls = 0
 
     def still(p):
@@ -314,6 +314,12 @@ def shrink(program, fails, budget=200):
             candidate = Program(nodes, program.output, program.seed)
             if still(candidate):
                 program = candidate
+    for decimals in (1, 2):  # values a reader takes in at a glance, if they still fail
+        nodes = [Leaf(np.round(n.base, decimals), n.layout) if isinstance(n, Leaf) else n
+                 for n in program.nodes]
+        candidate = Program(nodes, program.output, program.seed)
+        if still(candidate):
+            return candidate
     return program
 
 
