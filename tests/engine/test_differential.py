@@ -210,3 +210,9 @@ def test_the_mean_loss_of_an_empty_batch_is_nan_without_a_warning(loss):
             out = cr.nn.functional.binary_cross_entropy_with_logits(x, np.zeros((0, 3)))
         out.backward()
     assert np.isnan(out.item()) and x.grad.shape == (0, 3)
+
+
+def test_a_clip_whose_bounds_do_not_broadcast_names_their_shapes():
+    with pytest.raises(cr.ShapeError, match=r"input of shape \(2,\) and bounds min \(3,\), "
+                                            r"max None do not broadcast"):
+        cr.clip(cr.ones(2), np.zeros(3), None)
