@@ -27,7 +27,7 @@ from chainrule.engine import OPERATIONS
 from chainrule.ops.elementwise import Sigmoid, Tanh
 
 SECONDS = float(os.environ.get("CHAINRULE_DIFFERENTIAL_SECONDS", "60"))
-CASES = int(os.environ.get("CHAINRULE_DIFFERENTIAL_CASES", "8000"))
+CASES = int(os.environ.get("CHAINRULE_DIFFERENTIAL_CASES", "20000"))
 FIRST_SEED = int(os.environ.get("CHAINRULE_DIFFERENTIAL_SEED", "0"))
 AT_LEAST = 300  # cases run whatever the clock says: enough to draw every operation
 
