@@ -72,8 +72,8 @@ def covered(ops):
 
 def test_every_operation_is_drawn():
     missing = LIBRARY_OPERATIONS - covered(MAKERS)
-    assert not missing, (f"no generator in tests/differential.py draws {sorted(missing)}; add "
-                         "one to MAKERS and its two calls to CALLS")
+    assert not missing, (f"no maker in tests/differential/draw.py draws {sorted(missing)}; add "
+                         "one to MAKERS and its two calls to calls.CALLS")
     assert set(MAKERS) <= set(CALLS)
 
 
