@@ -25,6 +25,7 @@ from differential import CALLS, COVERS, MAKERS, Leaf, Program, Step, check, gene
 import chainrule as cr
 from chainrule.engine import OPERATIONS
 from chainrule.ops.elementwise import Sigmoid, Tanh
+from chainrule.ops.reduction import LogSumExp
 
 SECONDS = float(os.environ.get("CHAINRULE_DIFFERENTIAL_SECONDS", "60"))
 # with only a time budget given, the time decides
@@ -119,6 +120,24 @@ def test_a_backward_that_records_a_constant_is_found(monkeypatch, use_torch):
     report = first_failure(use_torch)
     assert "second derivative" in report
     assert "sigmoid" in report or "silu" in report  # silu is x * sigmoid(x)
+
+
+@pytest.mark.parametrize("use_torch", [
+    pytest.param(True, marks=pytest.mark.skipif(differential.torch is None,
+                                                reason="needs torch")),
+    False])
+def test_a_refusal_of_valid_input_is_found(monkeypatch, use_torch):
+    """logsumexp over a zero-length axis once raised; PyTorch gives -inf."""
+    forward = LogSumExp.forward.__func__
+
+    def refusing(cls, ctx, a, axis=None, keepdims=False):
+        if 0 in np.shape(a):
+            raise cr.ShapeError("logsumexp: cannot reduce an empty axis")
+        return forward(cls, ctx, a, axis, keepdims)
+    monkeypatch.setattr(LogSumExp, "forward", classmethod(refusing))
+    report = first_failure(use_torch)
+    assert "chainrule raises ShapeError: logsumexp" in report
+    assert "shrunk to 2 nodes" in report and "cr.logsumexp(x0" in report
 
 
 def first_failure(use_torch):
