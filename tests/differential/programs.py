@@ -138,7 +138,10 @@ def evaluate(program, library, bases=None):
             second = grad(s, leaves, allow_unused=True)
         arrays = lambda gs: [np.zeros(t.shape) if g is None else np.array(g.data)  # noqa: E731
                              for g, t in zip(gs, leaves)]
-        return {"value": np.array(out.data), "grad": arrays(first), "second": arrays(second)}
+        bases = bases or {i: n.base for i, n in enumerate(program.nodes) if isinstance(n, Leaf)}
+        plain, twice = plain_gradients(program, bases, upstream, twice=True)
+        return {"value": np.array(out.data), "grad": arrays(first), "second": arrays(second),
+                "plain": plain, "twice": twice}
     first = torch.autograd.grad(out, leaves, torch.as_tensor(upstream), create_graph=True,
                                 allow_unused=True)
     terms = [(g * torch.as_tensor(v)).sum() for g, v in zip(first, vs)
@@ -193,8 +196,10 @@ def evaluate_forward(program, bases):
     return nodes[program.output]
 
 
-def plain_gradients(program, bases, upstream):
-    """chainrule's first gradients by an ordinary backward pass (no create_graph)."""
+def plain_gradients(program, bases, upstream, twice=False):
+    """chainrule's first gradients as ``backward()`` leaves them in each leaf's ``.grad``
+    (plain arrays, buffers added into in place); with ``twice``, also the ``.grad`` after
+    a second ``backward()``, which must have added up to twice the first."""
     nodes, leaves = [], []
     for i, node in enumerate(program.nodes):
         if isinstance(node, Leaf):
@@ -204,8 +209,13 @@ def plain_gradients(program, bases, upstream):
             nodes.append(t)
         else:
             nodes.append(run_step(node, [nodes[a] for a in node.args], "chainrule"))
-    grads = grad(nodes[program.output], leaves, grad_outputs=upstream, allow_unused=True)
-    return [np.zeros(t.shape) if g is None else g.data for g, t in zip(grads, leaves)]
+    out = nodes[program.output]
+    out.backward(upstream, retain_graph=twice)
+    grads = [np.zeros(t.shape) if t.grad is None else t.grad.copy() for t in leaves]
+    if not twice:
+        return grads
+    out.backward(upstream)
+    return grads, [np.zeros(t.shape) if t.grad is None else t.grad for t in leaves]
 
 
 def _compare(what, ours, theirs, tol, source, finite_only=False):
@@ -263,12 +273,18 @@ def check(program, use_torch=None):
         if found:
             return found
     leaves = program.leaves()
-    for kind, label in (("grad", "gradient"), ("second", "second derivative")):
-        for k, (a, b) in enumerate(zip(ours[kind], theirs[kind])):
+    for kind, label, reference in (("grad", "gradient", "grad"),
+                                   ("plain", "gradient by backward()", "grad"),
+                                   ("second", "second derivative", "second")):
+        for k, (a, b) in enumerate(zip(ours[kind], theirs[reference])):
             found = _compare(f"{label} of leaf x{leaves[k]}", a, b, tol, source,
                              finite_only=not finite(ours["value"]))
             if found:
                 return found
+    for k, (once, twice) in enumerate(zip(ours["plain"], ours["twice"])):
+        if not np.allclose(twice, 2 * once, rtol=1e-12, atol=0, equal_nan=True):
+            return (f"leaf x{leaves[k]}: the .grad of two backward() calls is not twice "
+                    "that of one: gradients did not add up")
     return None
 
 
