@@ -12,6 +12,7 @@ program to a smaller one that still fails, and ``reproducer`` prints it as a scr
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -290,17 +291,19 @@ def check(program, use_torch=None):
 
 # ----- shrinking and printing failures --------------------------------------------------------
 def shrink(program, fails, budget=200):
-    """A smaller program for which ``fails(program)`` still gives a message.
+    """A smaller program for which ``fails(program)`` still gives a message of the same
+    kind (a smaller program failing for another reason, say an operand rounded onto a
+    kink, is not taken).
 
     First the smallest earlier node that fails as the output; then, node by node, an
     intermediate node replaced by a leaf holding its value (cutting off the graph behind
     it); then non-contiguous leaves made contiguous; then the leaves' values rounded."""
-    calls = 0
+    calls, kind = 0, failure_kind(fails(program))
 
     def still(p):
         nonlocal calls
         calls += 1
-        return calls <= budget and fails(p) is not None
+        return calls <= budget and failure_kind(fails(p)) == kind
 
     by_size = sorted((i for i, n in enumerate(program.nodes) if isinstance(n, Step)),
                      key=lambda i: len(program.ancestors(i)))
@@ -337,6 +340,16 @@ def shrink(program, fails, budget=200):
         if still(candidate):
             return candidate
     return program
+
+
+def failure_kind(message):
+    """What a message of ``check`` is about, without the numbers and node names:
+    "gradient", "second derivative", "chainrule raises ShapeError", ..."""
+    if message is None:
+        return None
+    found = re.match(r"(value|gradient by backward\(\)|gradient|second derivative"
+                     r"|.* raises \w+|both refuse|leaf x\d+: the .grad)", message)
+    return re.sub(r"x\d+", "x", found.group(1)) if found else message
 
 
 def _chainrule_values(program):

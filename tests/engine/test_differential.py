@@ -237,3 +237,15 @@ def test_a_clip_whose_bounds_do_not_broadcast_names_their_shapes():
     with pytest.raises(cr.ShapeError, match=r"input of shape \(2,\) and bounds min \(3,\), "
                                             r"max None do not broadcast"):
         cr.clip(cr.ones(2), np.zeros(3), None)
+
+
+def test_the_shrinker_keeps_the_kind_of_failure():
+    """A smaller program that fails for another reason is not a reproducer of this one."""
+    x = Leaf(np.array([0.5, -1.0]))
+    program = Program([x, Step("exp", (0,)), Step("tanh", (1,))], 2)
+
+    def fails(p):  # the full program has a wrong gradient; any smaller one "raises"
+        return ("gradient of leaf x0: differs" if len(p.nodes) == 3
+                else "chainrule raises ShapeError: other")
+    small = shrink(program, fails)
+    assert [n.op for n in small.nodes if isinstance(n, Step)] == ["exp", "tanh"]
