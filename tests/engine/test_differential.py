@@ -46,7 +46,10 @@ def run_cases(first_seed, cases, seconds, use_torch=None):
                 break
             program = generate(seed)
             drawn.update(n.op for n in program.nodes if isinstance(n, Step))
-            found = check(program, use_torch)
+            try:
+                found = check(program, use_torch)
+            except Exception as e:  # noqa: BLE001 - a crash of the check itself, with its seed
+                found = f"the check raised {type(e).__name__}: {e}"
             run += 1
             if found:
                 pytest.fail(failure_report(seed, program, found, use_torch), pytrace=False)
