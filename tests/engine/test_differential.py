@@ -46,20 +46,26 @@ def run_cases(first_seed, cases, seconds, use_torch=None):
                 break
             program = generate(seed)
             drawn.update(n.op for n in program.nodes if isinstance(n, Step))
-            try:
-                found = check(program, use_torch)
-            except Exception as e:  # noqa: BLE001 - a crash of the check itself, with its seed
-                found = f"the check raised {type(e).__name__}: {e}"
+            found = checked(program, use_torch)
             run += 1
             if found:
                 pytest.fail(failure_report(seed, program, found, use_torch), pytrace=False)
     return run, drawn
 
 
+def checked(program, use_torch=None):
+    """``check``, with a crash of the check itself as its message (so it keeps its seed)."""
+    try:
+        return check(program, use_torch)
+    except Exception as e:  # noqa: BLE001
+        return f"the check raised {type(e).__name__}: {e}"
+
+
 def failure_report(seed, program, found, use_torch=None):
-    small = shrink(program, lambda p: check(p, use_torch))
+    small = shrink(program, lambda p: checked(p, use_torch))
     env = "" if use_torch is not False else "CHAINRULE_TESTS_WITHOUT_TORCH=1 "
-    return (f"seed {seed}: {found}\n\nshrunk to {len(small.nodes)} nodes: {check(small, use_torch)}"
+    return (f"seed {seed}: {found}\n\nshrunk to {len(small.nodes)} nodes: "
+            f"{checked(small, use_torch)}"
             f"\n\n{differential.reproducer(small)}\n\ncheck this seed again with:\n  {env}"
             f"CHAINRULE_DIFFERENTIAL_SEED={seed} CHAINRULE_DIFFERENTIAL_CASES=1 "
             ".venv/bin/python -m pytest tests/engine/test_differential.py -k agree")
@@ -146,7 +152,7 @@ def test_a_refusal_of_valid_input_is_found(monkeypatch, use_torch):
 def first_failure(use_torch):
     for seed in range(2000):
         program = generate(seed)
-        found = check(program, use_torch)
+        found = checked(program, use_torch)
         if found:
             return failure_report(seed, program, found, use_torch)
     raise AssertionError("the wrong rule went unnoticed")
