@@ -382,6 +382,13 @@ class Clip(Function):
     elementwise = True
     symbol = "clip"
 
+    @classmethod
+    def shape_error(cls, arrays, params):
+        bounds = [params.get(k) for k in ("low", "high")]
+        shapes = [None if b is None else np.shape(b) for b in bounds]
+        return (f"clip: input of shape {np.shape(arrays[0])} and bounds min {shapes[0]}, "
+                f"max {shapes[1]} do not broadcast together")
+
     @staticmethod
     def forward(ctx, a, low=None, high=None):
         out = np.clip(a, low, high)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..engine import Function
@@ -99,9 +101,11 @@ class Linear(Function):
         needs = ctx.needs_input_grad
         if x.dtype.kind != "f":
             x = x.astype(weight.dtype)
-        if x.ndim != 2:  # fold batch axes together: the weight sees every row alike
-            x = x.reshape(-1, x.shape[-1])
-        g2 = g if g.ndim == 2 else g.reshape(-1, g.shape[-1])
+        # fold batch axes together: the weight sees every row alike (sizes spelled out,
+        # since -1 is ambiguous when there are no features)
+        if x.ndim != 2:
+            x = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+        g2 = g if g.ndim == 2 else g.reshape(math.prod(g.shape[:-1]), g.shape[-1])
         gx = (g @ weight) if needs[0] else None
         gw = (g2.T @ x) if needs[1] else None
         gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None

@@ -42,6 +42,8 @@ def check_reduction(reduction: str, op: str):
 
 def _reduce(losses, reduction):
     if reduction == "mean":
+        if losses.size == 0:  # the mean of no losses: NaN as in PyTorch, without a warning
+            return np.full((), np.nan, dtype=losses.dtype)
         return np.asarray(losses.mean())
     if reduction == "sum":
         return np.asarray(losses.sum())
@@ -52,7 +54,7 @@ def _spread(upstream, n, reduction):
     """The upstream gradient of the reduced loss as one weight per example, shape (N, 1)."""
     if reduction == "none":
         return upstream.reshape(n, 1)
-    return upstream / n if reduction == "mean" else upstream
+    return upstream / (n or 1) if reduction == "mean" else upstream  # n = 0: no rows to weigh
 
 
 class CrossEntropy(Function):
@@ -155,7 +157,8 @@ class BCEWithLogits(Function):
     @staticmethod
     def backward(ctx, upstream):
         x, t = ctx.inputs
-        scale = upstream / np.size(data_of(x)) if ctx.reduction == "mean" else upstream
+        # (an empty input has an empty gradient: nothing to divide among)
+        scale = upstream / (np.size(data_of(x)) or 1) if ctx.reduction == "mean" else upstream
         need_x, need_t = ctx.needs_input_grad
         return (scale * (ctx.xp.sigmoid(x) - t) if need_x else None,
                 -scale * x if need_t else None)

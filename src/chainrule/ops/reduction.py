@@ -24,11 +24,13 @@ def normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
     result = []
     for a in axes:
-        if not -ndim <= a < (ndim or 1):
+        if not -(ndim or 1) <= a < (ndim or 1):
             raise ShapeError(f"{op}: axis {a} is out of range for an array of {ndim} dimensions")
         result.append(int(a) % (ndim or 1))
     if len(set(result)) != len(result):
         raise ShapeError(f"{op}: repeated axis in {axis}")
+    if ndim == 0:  # as in PyTorch, axis 0 (or -1) of a single value reduces nothing
+        return ()
     return tuple(sorted(result))
 
 
@@ -96,7 +98,8 @@ class Mean(_Reduction):
 
     @classmethod
     def backward(cls, ctx, upstream):
-        return cls.spread(ctx, upstream / ctx.count)
+        # over an empty axis the input, and so its gradient, is empty: no 0 to divide by
+        return cls.spread(ctx, upstream / ctx.count if ctx.count else upstream)
 
 
 def mean(x, axis=None, keepdims=False):
@@ -222,8 +225,7 @@ class Softmax(Function):
 
     @classmethod
     def forward(cls, ctx, a, axis=-1):
-        normalize_axes(axis, np.ndim(a), cls.name)
-        ctx.axis = axis
+        ctx.axis = axis if normalize_axes(axis, np.ndim(a), cls.name) else None
         return stable_softmax(a, axis)
 
     @staticmethod
@@ -239,6 +241,8 @@ def softmax(x, axis=-1):
 
 def stable_softmax(a, axis=-1):
     """Softmax of an array along ``axis``, shifted by the max so that it never overflows."""
+    if np.ndim(a) == 0:  # a single value: its own normaliser, 1 (NaN for inf, as in PyTorch)
+        return np.exp(a - a)
     if np.shape(a)[axis] == 0:  # nothing to normalise: an empty result, as in PyTorch
         return np.exp(a)
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
@@ -255,8 +259,9 @@ class LogSoftmax(Function):
 
     @classmethod
     def forward(cls, ctx, a, axis=-1):
-        normalize_axes(axis, np.ndim(a), cls.name)
-        ctx.axis = axis
+        ctx.axis = axis if normalize_axes(axis, np.ndim(a), cls.name) else None
+        if np.ndim(a) == 0:  # a single value is its own normaliser: log 1 = 0
+            return a - a
         if np.shape(a)[axis] == 0:  # nothing to normalise: an empty result, as in PyTorch
             return np.log(np.exp(a))
         shifted = a - np.max(a, axis=axis, keepdims=True)
