@@ -325,3 +325,16 @@ def test_apply_visits_every_module():
     net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.ReLU()))
     assert net.apply(visited.append) is net
     assert len(visited) == 4 and visited[-1] is net
+
+
+def test_labels_are_remembered_once_and_follow_a_replaced_parameter():
+    from chainrule.nn.module import label_of
+
+    model = nn.MLP(2, [3], 2, seed=0)
+    X = np.ones((1, 2), dtype=np.float32)
+    model(X)
+    assert label_of(model[0].weight) == "0.weight" and label_of(X) == "X"
+    replaced = nn.Parameter(np.zeros((3, 2), dtype=np.float32))
+    model[0].weight = replaced
+    model(X)
+    assert label_of(replaced) == "0.weight"

@@ -71,10 +71,17 @@ def _remember(obj, label):
         pass
 
 
+# Bumped whenever any module's parameters or submodules may have changed, so that an
+# outermost call walks its parameters for their labels only when they can be new.
+_structure = [0]
+
+
 def _remember_labels(module, args):
-    for name, p in module.named_parameters():
-        if p.name is None:
-            _remember(p, name)
+    if module.__dict__.get("_labelled_at") != _structure[0]:
+        for name, p in module.named_parameters():
+            if p.name is None:
+                _remember(p, name)
+        module.__dict__["_labelled_at"] = _structure[0]
     if args and isinstance(args[0], np.ndarray | Tensor) and getattr(args[0], "name", None) is None:
         _remember(args[0], "X")
 
@@ -100,6 +107,7 @@ class Module:
             return
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
+        _structure[0] += 1
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
@@ -129,6 +137,7 @@ class Module:
     def register_parameter(self, name: str, param):
         if param is None:
             self._parameters.pop(name, None)
+            _structure[0] += 1
             object.__setattr__(self, name, None)
         else:
             setattr(self, name, param if isinstance(param, Parameter) else Parameter(param))
