@@ -19,7 +19,7 @@ import numpy as np
 
 from . import optim
 from ._io import folder_lock
-from .data import Standardize, load_dataset
+from .data import Standardize, catalog, load_dataset
 from .engine import no_grad
 from .errors import ChainruleError, CheckpointError
 from .nn import ACTIVATIONS, MLP
@@ -31,8 +31,8 @@ from .train import BEST, CHECKPOINT, LOSSES, Trainer, TrainingDiverged
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 MODEL = "model.crk"
 
-GENERATED_DATASETS = ("spiral", "moons", "circles", "xor")  # made from the seed, no files
-BUNDLED_DATASETS = ("digits", "iris")  # shipped inside scikit-learn
+GENERATED_DATASETS = tuple(catalog.GENERATED)  # made from the seed, no files
+BUNDLED_DATASETS = tuple(catalog.BUNDLED)  # shipped inside scikit-learn
 
 # Options left unset take these per-data-set values: tiny 2-D sets need many short epochs
 # and a larger step (``lr_scale`` times the optimizer's rate); image sets fewer epochs.

@@ -28,17 +28,22 @@ def _toy(generate, num_classes):
 
 # Every data set by name: name -> load(name, data_dir, seed). A name exists only with its
 # loader, so the command line's choices and load_dataset cannot disagree.
-LOADERS = {
+GENERATED = {  # made from the seed: no files
     "spiral": _toy(toys.spiral, 3),
     "moons": _toy(toys.moons, 2),
     "circles": _toy(toys.circles, 2),
     "xor": _toy(toys.xor, 2),
+}
+BUNDLED = {  # shipped inside scikit-learn
     "digits": lambda name, data_dir, seed: digits(seed=seed),
     "iris": lambda name, data_dir, seed: iris(seed=seed),
+}
+FROM_FILES = {  # read from --data-dir or $CHAINRULE_DATA
     "mnist": lambda name, data_dir, seed: mnist(data_dir, seed=seed),
     "fashion-mnist": lambda name, data_dir, seed: fashion_mnist(data_dir, seed=seed),
     "cifar10": lambda name, data_dir, seed: cifar10(data_dir, seed=seed),
 }
+LOADERS = {**GENERATED, **BUNDLED, **FROM_FILES}
 DATASETS = tuple(LOADERS)
 
 
