@@ -217,8 +217,15 @@ class Function:
                 needs = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
             if True in needs:
                 ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
-                ctx.versions = tuple([x._version if isinstance(x, Tensor) else None
-                                      for x in inputs])
+                # each input's version now, checked at backward (in-place changes)
+                if len(inputs) == 2:
+                    ctx.versions = (a._version if isinstance(a, Tensor) else None,
+                                    b._version if isinstance(b, Tensor) else None)
+                elif len(inputs) == 1:
+                    ctx.versions = (a._version if isinstance(a, Tensor) else None,)
+                else:
+                    ctx.versions = tuple([x._version if isinstance(x, Tensor) else None
+                                          for x in inputs])
                 ctx.out = data if cls.saves_output else None
                 ctx.needs_input_grad, ctx.released = needs, False
                 node = ctx
