@@ -27,7 +27,6 @@ class LeakyReLU(Function):
 
     name = "leaky_relu"
     elementwise = True
-    symbol = "leaky_relu"
 
     @staticmethod
     def forward(ctx, x, negative_slope=0.01):
@@ -49,7 +48,6 @@ class ELU(Function):
 
     name = "elu"
     elementwise = True
-    symbol = "elu"
 
     @staticmethod
     def forward(ctx, x, alpha=1.0):

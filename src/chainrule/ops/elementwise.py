@@ -149,7 +149,6 @@ def negative(a):
 class Exp(Function):
     name = "exp"
     elementwise = True
-    symbol = "exp"
     saves_output = True
 
     @staticmethod
@@ -168,7 +167,6 @@ def exp(x):
 class Log(Function):
     name = "log"
     elementwise = True
-    symbol = "log"
 
     @staticmethod
     def forward(ctx, a):
@@ -209,7 +207,6 @@ def log1p(x):
 class Sqrt(Function):
     name = "sqrt"
     elementwise = True
-    symbol = "sqrt"
     saves_output = True
 
     @staticmethod
@@ -232,7 +229,6 @@ class Abs(Function):
 
     name = "abs"
     elementwise = True
-    symbol = "abs"
 
     @staticmethod
     def forward(ctx, a):
@@ -251,7 +247,6 @@ def abs(x):
 class Tanh(Function):
     name = "tanh"
     elementwise = True
-    symbol = "tanh"
     saves_output = True
 
     @staticmethod
@@ -305,7 +300,6 @@ class ReLU(Function):
 
     name = "relu"
     elementwise = True
-    symbol = "relu"
 
     @staticmethod
     def forward(ctx, a):
@@ -380,7 +374,6 @@ class Clip(Function):
 
     name = "clip"
     elementwise = True
-    symbol = "clip"
 
     @classmethod
     def shape_error(cls, arrays, params):
@@ -416,7 +409,6 @@ class Where(Function):
 
     name = "where"
     elementwise = True
-    symbol = "where"
 
     @classmethod
     def shape_error(cls, arrays, params):

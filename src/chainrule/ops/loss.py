@@ -64,7 +64,6 @@ class CrossEntropy(Function):
     """
 
     name = "cross_entropy"
-    symbol = "cross_entropy"
 
     @staticmethod
     def forward(ctx, logits, target=None, reduction="mean"):

@@ -65,7 +65,6 @@ class _Reduction(Function):
 
 class Sum(_Reduction):
     name = "sum"
-    symbol = "sum"
 
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
@@ -85,7 +84,6 @@ def sum(x, axis=None, keepdims=False):
 
 class Mean(_Reduction):
     name = "mean"
-    symbol = "mean"
 
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
@@ -111,7 +109,6 @@ class Max(_Reduction):
     several are equal it is shared evenly among them (as ``torch.amax``)."""
 
     name = "max"
-    symbol = "max"
     pick = staticmethod(np.max)
 
     @classmethod
@@ -138,7 +135,6 @@ class Min(Max):
     """Smallest value along axes; ties share the gradient evenly."""
 
     name = "min"
-    symbol = "min"
     pick = staticmethod(np.min)
 
 
@@ -150,7 +146,6 @@ class Var(_Reduction):
     """Variance ``sum((x - mean)^2) / (n - ddof)``; local gradient 2 (x - mean) / (n - ddof)."""
 
     name = "var"
-    symbol = "var"
 
     @classmethod
     def forward(cls, ctx, a, axis=None, ddof=0, keepdims=False):
@@ -188,7 +183,6 @@ class LogSumExp(_Reduction):
     never overflows; its local gradient is softmax(x)."""
 
     name = "logsumexp"
-    symbol = "logsumexp"
     saves_output = True
 
     @classmethod
@@ -220,7 +214,6 @@ class Softmax(Function):
     """
 
     name = "softmax"
-    symbol = "softmax"
     saves_output = True
 
     @classmethod
@@ -254,7 +247,6 @@ class LogSoftmax(Function):
     """x - logsumexp(x) along ``axis``; backward g - softmax(x) * sum(g)."""
 
     name = "log_softmax"
-    symbol = "log_softmax"
     saves_output = True
 
     @classmethod

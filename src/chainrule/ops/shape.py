@@ -14,7 +14,6 @@ from ..tensor import data_of
 
 class Reshape(Function):
     name = "reshape"
-    symbol = "reshape"
 
     @staticmethod
     def forward(ctx, a, shape=None):
@@ -40,7 +39,6 @@ class Transpose(Function):
     """Permute the axes (all reversed when ``axes`` is None); backward applies the inverse."""
 
     name = "transpose"
-    symbol = "transpose"
 
     @staticmethod
     def forward(ctx, a, axes=None):
@@ -152,7 +150,6 @@ class IndexAdd(Function):
     recorded as an operation so that it can itself be differentiated."""
 
     name = "index_add"
-    symbol = "index_add"
 
     @staticmethod
     def forward(ctx, values, shape=None, index=None, dtype=None):
@@ -195,7 +192,6 @@ def concatenate(tensors, axis=0):
 
 class Stack(Function):
     name = "stack"
-    symbol = "stack"
 
     @staticmethod
     def forward(ctx, *arrays, axis=0):
