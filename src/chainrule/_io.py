@@ -16,15 +16,27 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from .errors import FolderBusyError
 
 __all__ = ["FolderBusyError", "atomic_write", "atomic_write_bytes", "atomic_write_text",
-           "folder_lock", "remove_temporary_files"]
+           "folder_lock", "json_default", "remove_temporary_files"]
 
 # What _create_temp names its files: ".<final name>.<12 hex digits>.tmp"
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")
 
 _ALLOWED_MODES = {"w": "w", "wt": "w", "wb": "wb"}
+
+
+def json_default(value):
+    """For ``json.dumps(..., default=json_default)``: NumPy scalars as Python numbers and
+    arrays (or anything with ``__array__``, such as a Tensor) as nested lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) or hasattr(value, "__array__"):
+        return np.asarray(value).tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _create_temp(target):

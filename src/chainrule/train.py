@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import compiler
-from ._io import atomic_write_text, folder_lock, remove_temporary_files
+from ._io import atomic_write_text, folder_lock, json_default, remove_temporary_files
 from .data import DataLoader
 from .engine import no_grad
 from .errors import ArgumentError, ChainruleError, CheckpointError, TrainingDiverged
@@ -504,7 +504,7 @@ class Trainer:
     def write_summary(self, summary: dict):
         """Write ``summary`` (numbers, NumPy scalars and arrays allowed) to summary.json."""
         atomic_write_text(self.out_dir / "summary.json",
-                          json.dumps(summary, indent=2, default=_json_default) + "\n")
+                          json.dumps(summary, indent=2, default=json_default) + "\n")
 
 
 def _default_progress():
@@ -521,9 +521,3 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import nn
-from .._io import atomic_write_text
+from .._io import atomic_write_text, json_default
 from ..data import DataLoader
 from ..engine import no_grad
 from ..errors import ChainruleError
@@ -41,7 +41,6 @@ from ..experiment import MODEL, RunConfig, build_model, build_optimizer, build_s
 from ..nn import functional as F
 from ..nn.module import Module, Parameter
 from ..serialization import save
-from ..tensor import Tensor
 from .trial import finished_outcome, load_trial_data, one_blas_thread, write_outcome
 
 MEMBER_OPTIONS = ("lr", "weight_decay", "reg", "seed", "patience")
@@ -297,19 +296,13 @@ class PopulationTrainer:
         config = self.configs[k]
         summary = dict(result["summary"], dataset=repr(self.data[k]))
         atomic_write_text(folder / "summary.json",
-                          json.dumps(summary, indent=2, default=_plain) + "\n")
+                          json.dumps(summary, indent=2, default=json_default) + "\n")
         self.model.copy_member_into(k, self.members[k])
         save({"config": {**config.to_dict(), "out": str(folder)},
               "model": self.members[k].state_dict(),
               "scaler": self.scalers[k].state_dict()}, folder / MODEL)
 
 
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Tensor | np.ndarray):
-        return np.asarray(value).tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def run_population(trials: list[dict]) -> list[dict]:

@@ -23,7 +23,7 @@ from importlib import resources
 
 import numpy as np
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, json_default
 from ..errors import ChainruleError
 from ..tensor import Tensor
 from .explain import explain
@@ -313,18 +313,12 @@ def _layout(graph) -> dict:
 def render_page(data: dict) -> str:
     """The HTML document: the page's template with ``data`` embedded as JSON."""
     page = resources.files(__package__).joinpath("player_page.html").read_text("utf-8")
-    payload = json.dumps(data, separators=(",", ":"), default=_json_default)
+    payload = json.dumps(data, separators=(",", ":"), default=json_default)
     payload = payload.replace("</", "<\\/").replace("<!--", "<\\!--")
     return (page.replace("__TITLE__", html.escape(data["title"]))
                 .replace("__DATA__", payload))
 
 
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def write_expression_player(expression: str, values: dict, path) -> str:
