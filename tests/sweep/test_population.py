@@ -77,3 +77,40 @@ def test_what_can_share_a_population():
     assert population_key(dataclasses.replace(base, hidden=[50])) != key
     assert population_key(dataclasses.replace(base, dropout=0.2)) is None
     assert population_key(dataclasses.replace(base, lr_schedule="plateau")) is None
+
+
+@pytest.mark.parametrize("options", [
+    {"activation": "relu", "loss": "svm", "hidden": [16, 8]},
+    {"activation": "tanh", "optimizer": "momentum"},
+    {"activation": "sigmoid", "optimizer": "rmsprop", "lr_schedule": "cosine"},
+    {"activation": "leaky_relu", "optimizer": "adamw"},
+    {"activation": None, "hidden": [12]},
+])
+def test_the_fused_step_gives_the_engines_numbers(options):
+    base = dataclasses.replace(RunConfig(dataset="spiral", hidden=[16], epochs=6,
+                                         batch_size=50), **options)
+    configs = members(base, [{"lr": 2e-2, "reg": 1e-3, "seed": 0},
+                             {"lr": 5e-3, "weight_decay": 1e-2, "seed": 1, "patience": 2},
+                             {"lr": 1e-2, "seed": 2}])
+    fused = PopulationTrainer(configs)
+    assert fused.fused is not None
+    engine = PopulationTrainer(configs, fused=False)
+    for a, b in zip(fused.fit(), engine.fit()):
+        assert a["status"] == b["status"] == "ok"
+        assert [r["epoch"] for r in a["history"]] == [r["epoch"] for r in b["history"]]
+        for key in ("train_loss", "val_loss", "lr"):
+            np.testing.assert_allclose([r[key] for r in a["history"]],
+                                       [r[key] for r in b["history"]], rtol=1e-4, atol=1e-6,
+                                       err_msg=key)
+        for key in ("train_accuracy", "val_accuracy"):
+            np.testing.assert_allclose([r[key] for r in a["history"]],
+                                       [r[key] for r in b["history"]], atol=2 / 300)
+    np.testing.assert_allclose(fused.model.flat, engine.model.flat, rtol=1e-3, atol=1e-5)
+
+
+def test_activations_without_a_fused_step_run_through_the_engine():
+    configs = members(RunConfig(dataset="spiral", hidden=[8], epochs=2, activation="gelu"),
+                      [{"lr": 1e-2, "seed": 0}, {"lr": 1e-3, "seed": 1}])
+    trainer = PopulationTrainer(configs)
+    assert trainer.fused is None
+    assert [r["status"] for r in trainer.fit()] == ["ok", "ok"]

@@ -41,6 +41,7 @@ from ..experiment import MODEL, RunConfig, build_model, build_optimizer, build_s
 from ..nn import functional as F
 from ..nn.module import Module, Parameter
 from ..serialization import save
+from .fused import fused_step_for
 from .trial import finished_outcome, load_trial_data, one_blas_thread, write_outcome
 
 MEMBER_OPTIONS = ("lr", "weight_decay", "reg", "seed", "patience")
@@ -58,7 +59,11 @@ def population_key(config: RunConfig):
 
 class PopulationMLP(Module):
     """K networks of one architecture as one: ``weight{i}`` (K, in, out), ``bias{i}``
-    (K, 1, out). Input (K, N, D), or (N, D) shared by every member; output (K, N, C)."""
+    (K, 1, out). Input (K, N, D), or (N, D) shared by every member; output (K, N, C).
+
+    Every parameter is a view of one array ``flat`` (K, P), member k's P numbers in row
+    k: an optimizer over ``flat`` updates the whole population in one call, with
+    per-member hyperparameters of shape (K, 1)."""
 
     def __init__(self, members: list):
         super().__init__()
@@ -68,11 +73,33 @@ class PopulationMLP(Module):
                              if not isinstance(m, nn.Linear | nn.Dropout)]
         linears = [m.linear_layers() for m in members]
         self.num_layers = len(linears[0])
-        for i in range(self.num_layers):
-            weight = np.stack([layers[i].weight.data.T for layers in linears])
-            bias = np.stack([layers[i].bias.data[None, :] for layers in linears])
-            setattr(self, f"weight{i}", Parameter(np.ascontiguousarray(weight)))
-            setattr(self, f"bias{i}", Parameter(bias))
+        self._shapes = [layer.weight.data.T.shape for layer in linears[0]]  # (in, out)
+        width = sum(n_in * n_out + n_out for n_in, n_out in self._shapes)
+        self.flat = np.empty((self.size, width), dtype=linears[0][0].weight.dtype)
+        for i, (weight, bias) in enumerate(self.views(self.flat)):
+            weight[...] = np.stack([layers[i].weight.data.T for layers in linears])
+            bias[...] = np.stack([layers[i].bias.data[None, :] for layers in linears])
+            for name, view in ((f"weight{i}", weight), (f"bias{i}", bias)):
+                parameter = Parameter(view)
+                parameter.data = view  # the view itself, not a copy
+                setattr(self, name, parameter)
+
+    def views(self, flat, augmented=False):
+        """Per layer, views of ``flat`` (K, P) laid out as the parameters are (also used
+        for their gradients): (weight (K, in, out), bias (K, 1, out)); with
+        ``augmented``, (weight, weight and bias (K, in + 1, out)), the bias being the
+        row after the weights, so that x @ W + b = [x, 1] @ [W; b]."""
+        K, views, at = flat.shape[0], [], 0
+        for n_in, n_out in self._shapes:
+            weight = flat[:, at:at + n_in * n_out].reshape(K, n_in, n_out)
+            if augmented:
+                views.append((weight, flat[:, at:at + (n_in + 1) * n_out].reshape(
+                    K, n_in + 1, n_out)))
+            else:
+                views.append((weight, flat[:, at + n_in * n_out:at + (n_in + 1) * n_out]
+                              .reshape(K, 1, n_out)))
+            at += (n_in + 1) * n_out
+        return views
 
     def layer_params(self):
         return [(getattr(self, f"weight{i}"), getattr(self, f"bias{i}"))
@@ -87,9 +114,9 @@ class PopulationMLP(Module):
 
     def copy_member_into(self, k, model):
         """Write member k's weights into ``model``, an MLP of the same architecture."""
-        for (weight, bias), linear in zip(self.layer_params(), model.linear_layers()):
-            linear.weight.data[...] = weight.data[k].T
-            linear.bias.data[...] = bias.data[k, 0]
+        for (weight, bias), linear in zip(self.views(self.flat), model.linear_layers()):
+            linear.weight.data[...] = weight[k].T
+            linear.bias.data[...] = bias[k, 0]
 
 
 def member_losses(loss_fn, scores, labels):
@@ -101,9 +128,14 @@ def member_losses(loss_fn, scores, labels):
 
 class PopulationTrainer:
     """Train ``configs`` (sharing ``population_key``) as one batched network, with the
-    same epochs, minibatch orders, losses and early stopping as ``Trainer`` per member."""
+    same epochs, minibatch orders, losses and early stopping as ``Trainer`` per member.
 
-    def __init__(self, configs: list[RunConfig]):
+    ``fused``: run each step as ``fused.FusedStep`` (hand-written forward and backward)
+    when the architecture allows it (None, the default), or always through the engine
+    (False); the numbers agree within float32 rounding.
+    """
+
+    def __init__(self, configs: list[RunConfig], fused: bool | None = None):
         self.configs = [c.resolved() for c in configs]
         keys = {population_key(c) for c in self.configs}
         if len(keys) != 1 or None in keys:
@@ -121,12 +153,16 @@ class PopulationTrainer:
         d0 = self.data[0]
         self.members = [build_model(c, d0.num_features, d0.num_classes) for c in self.configs]
         self.model = PopulationMLP(self.members)
-        dtype = self.model.weight0.dtype
-        column = (self.K, 1, 1)
+        dtype = self.model.flat.dtype
+        column = (self.K, 1)  # per member, broadcast over the member's row of ``flat``
         self.base_lr = np.array([c.lr for c in self.configs], dtype=dtype).reshape(column)
         self.reg = np.array([c.reg for c in self.configs], dtype=dtype)
-        # the optimizer of the first member's kind, given per-member hyperparameter arrays
-        self.optimizer = build_optimizer(first, self.model.parameters())
+        # one optimizer of the first member's kind over all parameters at once, given
+        # per-member hyperparameter arrays; the gradient is one (K, P) array as well
+        self.flat_param = Parameter(self.model.flat)
+        self.flat_param.data = self.model.flat
+        self.flat_param.grad = np.zeros_like(self.model.flat)
+        self.optimizer = build_optimizer(first, [self.flat_param])
         group = self.optimizer.param_groups[0]
         group["weight_decay"] = np.array([c.weight_decay for c in self.configs],
                                          dtype=dtype).reshape(column)
@@ -136,15 +172,29 @@ class PopulationTrainer:
         self.schedule = build_scheduler(first, stand_in)
         self.stand_in = stand_in
         self.loss_fn = MEMBER_LOSSES[first.loss]
-        self.X_train = np.stack([d.X_train for d in self.data])
+        self.fused = None if fused is False else fused_step_for(self.members[0], first.loss)
+        if fused and self.fused is None:
+            raise ChainruleError(f"no fused step for this population ({first.activation} "
+                                 f"activation, {first.loss} loss); use fused=None")
+        fuse = self.fused is not None
+        self.layers = self.model.views(self.model.flat, augmented=fuse)
+        self.grads = self.model.views(self.flat_param.grad, augmented=fuse)
+        # the fused step reads inputs with a column of ones (the bias input) after them
+        self.X_train = self._inputs([d.X_train for d in self.data])
         self.y_train = np.stack([d.y_train for d in self.data])
-        self.X_val = np.stack([d.X_val for d in self.data])
+        self.X_val = self._inputs([d.X_val for d in self.data])
         self.y_val = np.stack([d.y_val for d in self.data])
+
+    def _inputs(self, arrays):
+        X = np.stack(arrays)
+        if self.fused is None:
+            return X
+        return np.concatenate([X, np.ones((*X.shape[:2], 1), X.dtype)], axis=2)
 
     def _set_lr(self, active):
         factor = self.stand_in.param_groups[0]["lr"]
         lr = self.base_lr * np.asarray(factor, dtype=self.base_lr.dtype)
-        self.optimizer.param_groups[0]["lr"] = np.where(active[:, None, None], lr, 0).astype(
+        self.optimizer.param_groups[0]["lr"] = np.where(active[:, None], lr, 0).astype(
             lr.dtype)
         return lr.reshape(-1)
 
@@ -156,6 +206,35 @@ class PopulationTrainer:
             total = squares if total is None else total + squares
         return total * self.reg
 
+    def _forward_loss(self, X, y):
+        """Per member loss (K,) float64 and correct predictions (K,) on one minibatch;
+        afterwards ``_backward`` puts the gradients into ``flat_param.grad``."""
+        if self.fused is not None:
+            scores = self.fused.forward(self.layers, X)
+            correct = (scores.argmax(axis=2) == y).sum(axis=1)
+            values = self.fused.losses(scores, y)
+            if self.reg.any():
+                values = values + self.fused.penalty(self.layers, self.reg)
+            return values, correct
+        scores = self.model(X)
+        losses = member_losses(self.loss_fn, scores, y)
+        if self.reg.any():
+            losses = losses + self._penalty()
+        self._losses = losses
+        return (losses.data.astype(np.float64),
+                (scores.data.argmax(axis=2) == y).sum(axis=1))
+
+    def _backward(self, X):
+        if self.fused is not None:
+            self.fused.backward(self.layers, self.grads, X,
+                                self.reg if self.reg.any() else None)
+            return
+        for p in self.model.parameters():
+            p.grad = None
+        self._losses.sum().backward()
+        for (weight, bias), (gw, gb) in zip(self.model.layer_params(), self.grads):
+            gw[...], gb[...] = weight.grad, bias.grad  # into the optimizer's (K, P) array
+
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")
     def _train_epoch(self, orders, epoch):
         """One pass over each active member's training data: per member (loss, accuracy)."""
@@ -165,31 +244,28 @@ class PopulationTrainer:
         # each member's permutation, drawn as Trainer's DataLoader draws it; one gather
         # per epoch for all members instead of K per minibatch
         order = np.stack([next(iter(loader)) for loader in orders])
-        X_epoch = np.take_along_axis(self.X_train, order[:, :, None], axis=1)
-        y_epoch = np.take_along_axis(self.y_train, order, axis=1)
+        members = np.arange(K)[:, None]
+        X_epoch, y_epoch = self.X_train[members, order], self.y_train[members, order]
         loss_sum, correct, seen = np.zeros(K), np.zeros(K), 0
         for step, start in enumerate(range(0, order.shape[1], batch_size), 1):
             X = X_epoch[:, start:start + batch_size]
             y = y_epoch[:, start:start + batch_size]
-            scores = self.model(X)
-            losses = member_losses(self.loss_fn, scores, y)
-            if self.reg.any():
-                losses = losses + self._penalty()
-            values = losses.data.astype(np.float64)
-            bad = active & ~np.isfinite(values)
-            for k in np.flatnonzero(bad):  # as Trainer: stop at the first non-finite loss
-                self.diverged[k] = True
-                self.errors[k] = (f"training diverged at epoch {epoch}, step {step}: the loss is "
-                             f"{values[k]}; try a smaller learning rate")
-            if bad.any():
-                active &= ~bad
-                self._set_lr(active)
-            self.optimizer.zero_grad()
-            losses.sum().backward()
+            values, right = self._forward_loss(X, y)
+            finite = np.isfinite(values)
+            if not finite.all():  # as Trainer: stop at the first non-finite loss
+                bad = active & ~finite
+                for k in np.flatnonzero(bad):
+                    self.diverged[k] = True
+                    self.errors[k] = (f"training diverged at epoch {epoch}, step {step}: "
+                                      f"the loss is {values[k]}; try a smaller learning rate")
+                if bad.any():
+                    active &= ~bad
+                    self._set_lr(active)
+            self._backward(X)
             self.optimizer.step()
             n = y.shape[1]
-            loss_sum += np.where(np.isfinite(values), values, 0.0) * n
-            correct += (scores.data.argmax(axis=2) == y).sum(axis=1)
+            loss_sum += np.where(finite, values, 0.0) * n
+            correct += right
             seen += n
         return loss_sum / seen, correct / seen
 
@@ -199,16 +275,21 @@ class PopulationTrainer:
         self.model.eval()
         N = X.shape[1]
         if batch_size is None:  # chunks whose widest activation, (K, n, width), stays in
-            widest = max(w.shape[2] for w, _ in self.model.layer_params())  # cache: ~3x
-            batch_size = max(16, 2**19 // (self.K * widest))  # faster than one big chunk
+            widest = max(w.shape[2] for w, _ in self.layers)  # cache: ~3x faster than one
+            batch_size = max(16, 2**19 // (self.K * widest))  # big chunk
         loss_sum, correct = np.zeros(self.K), np.zeros(self.K)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for start in range(0, N, batch_size):
                 Xb, yb = X[:, start:start + batch_size], y[:, start:start + batch_size]
-                scores = self.model(Xb)
-                losses = member_losses(self.loss_fn, scores, yb).data.astype(np.float64)
+                if self.fused is not None:
+                    scores = self.fused.forward(self.layers, Xb)
+                    correct += (scores.argmax(axis=2) == yb).sum(axis=1)
+                    losses = self.fused.losses(scores, yb, grad=False)
+                else:
+                    scores = self.model(Xb)
+                    correct += (scores.data.argmax(axis=2) == yb).sum(axis=1)
+                    losses = member_losses(self.loss_fn, scores, yb).data.astype(np.float64)
                 loss_sum += losses * yb.shape[1]
-                correct += (scores.data.argmax(axis=2) == yb).sum(axis=1)
         self.model.train()
         return loss_sum / N, correct / N
 
@@ -220,24 +301,24 @@ class PopulationTrainer:
                   for c in self.configs]
         self.active, self.diverged, self.stopped = (np.ones(K, bool), np.zeros(K, bool),
                                                     np.zeros(K, bool))
-        self.errors, self.histories = [""] * K, [[] for _ in range(K)]
+        self.errors, self.records = [""] * K, []
         self.best_acc, self.best_epoch = np.full(K, -1.0), np.zeros(K, dtype=int)
         self.bad_epochs, self.seconds = np.zeros(K, dtype=int), np.zeros(K)
-        self.best_weights = [p.data.copy() for p in self.model.parameters()]
+        self.best_flat = self.model.flat.copy()
         self.patience = np.array([-1 if c.patience is None else c.patience
                                   for c in self.configs])
         for epoch in range(1, self.configs[0].epochs + 1):
             if not self.active.any():
                 break
             self._epoch(epoch, orders)
-        for k in range(K):  # early stopping restores each member's best weights
-            if self.patience[k] > 0 and self.best_epoch[k] > 0:
-                for saved, p in zip(self.best_weights, self.model.parameters()):
-                    p.data[k] = saved[k]
+        # early stopping restores each member's best weights
+        restore = (self.patience > 0) & (self.best_epoch > 0)
+        self.model.flat[restore] = self.best_flat[restore]
         return self._results()
 
     def _epoch(self, epoch, orders):
-        """One epoch of every active member, then each one's history, best and patience."""
+        """One epoch of every active member, then each one's history, best and patience,
+        as arrays over the members."""
         started = time.perf_counter()
         lr = self._set_lr(self.active)
         training = self.active.copy()
@@ -246,26 +327,34 @@ class PopulationTrainer:
         if self.schedule is not None:
             self.schedule.step()
         self.seconds[training] += (time.perf_counter() - started) / training.sum()
-        for k in np.flatnonzero(training & ~self.diverged):
-            self.histories[k].append({
-                "epoch": epoch, "train_loss": train_loss[k], "train_accuracy": train_acc[k],
-                "val_loss": val_loss[k], "val_accuracy": val_acc[k], "lr": float(lr[k]),
-                "seconds": self.seconds[k]})
-            if val_acc[k] > self.best_acc[k]:
-                self.best_acc[k], self.best_epoch[k], self.bad_epochs[k] = val_acc[k], epoch, 0
-                for saved, p in zip(self.best_weights, self.model.parameters()):
-                    saved[k] = p.data[k]
-            else:
-                self.bad_epochs[k] += 1
-            if self.patience[k] > 0 and self.bad_epochs[k] >= self.patience[k]:
-                self.stopped[k], self.active[k] = True, False
+        recorded = training & ~self.diverged
+        self.records.append((epoch, recorded, train_loss, train_acc, val_loss, val_acc,
+                             lr.astype(np.float64), self.seconds.copy()))
+        improved = recorded & (val_acc > self.best_acc)
+        self.best_acc[improved], self.best_epoch[improved] = val_acc[improved], epoch
+        self.bad_epochs[improved] = 0
+        self.bad_epochs[recorded & ~improved] += 1
+        self.best_flat[improved] = self.model.flat[improved]
+        done = recorded & (self.patience > 0) & (self.bad_epochs >= self.patience)
+        self.stopped[done], self.active[done] = True, False
+
+    def _histories(self) -> list[list[dict]]:
+        """Each member's history rows (the epochs it trained, as Trainer records them)."""
+        histories = [[] for _ in range(self.K)]
+        keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+        for epoch, recorded, *values in self.records:
+            for k in np.flatnonzero(recorded):
+                row = {"epoch": epoch}
+                row.update((key, float(v[k])) for key, v in zip(keys, values))
+                histories[k].append(row)
+        return histories
 
     def _results(self) -> list[dict]:
         """Each member's outcome, with Trainer's summary for those that finished."""
         train_eval = self.evaluate(self.X_train, self.y_train)
         val_eval = self.evaluate(self.X_val, self.y_val)
         results = []
-        for k, history in enumerate(self.histories):
+        for k, history in enumerate(self._histories()):
             if self.diverged[k]:
                 results.append({"status": "diverged", "error": self.errors[k],
                                 "history": history})
