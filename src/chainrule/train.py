@@ -5,7 +5,9 @@ lambda R(W)), backward, optimizer step; then validation loss and accuracy, a sch
 step, early stopping on validation accuracy, and (with ``out_dir``) a checkpoint. The
 checkpoint holds everything the next epoch depends on (weights, optimizer and scheduler
 state, the data order's and dropout's random generators, the history), so a run killed
-at any moment and resumed ends with exactly the numbers of an uninterrupted run.
+at any moment and resumed ends with exactly the numbers of an uninterrupted run. It is
+written after every epoch, or (``checkpoint_every``) every so many seconds: a killed run
+then repeats at most that much training, and still ends with the same numbers.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class Trainer:
             terminal or a notebook and one line per epoch otherwise (a log file, a pipe).
         callbacks: ``Callback`` objects.
         config: anything JSON-serialisable to store in checkpoints and the summary.
+        checkpoint_every: with ``out_dir``, None writes a checkpoint after every epoch; a
+            number of seconds writes one after the first epoch that ends at least that
+            long after the last checkpoint (and after the last epoch), for networks so
+            small that writing a checkpoint costs more than an epoch.
         compile: run each training step compiled (``cr.compile``): recorded once per
             batch shape, then replayed with the same numbers, faster. Steps run eagerly
             when a callback overrides ``on_after_backward`` (it must see the gradients
@@ -94,7 +100,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, loss="softmax", scheduler=None, reg=0.0, epochs=10,
                  batch_size=64, patience=None, seed=0, out_dir=None, progress=None,
-                 callbacks=(), config=None, compile=True):
+                 callbacks=(), config=None, compile=True, checkpoint_every=None):
         if isinstance(loss, str):
             if loss not in LOSSES:
                 raise ArgumentError(f"Trainer: unknown loss {loss!r}; choose one of "
@@ -114,6 +120,11 @@ class Trainer:
         self._bad_epochs, self._seconds = 0, 0.0
         self.compile = compile
         self._compiled_step = None
+        if checkpoint_every is not None and not (isinstance(checkpoint_every, int | float)
+                                                 and 0 <= checkpoint_every < math.inf):
+            raise ArgumentError("Trainer: checkpoint_every must be None or a number of "
+                                f"seconds >= 0, got {checkpoint_every!r}")
+        self.checkpoint_every = checkpoint_every
 
     def _step_function(self):
         """The compiled training step, or None when steps run eagerly."""
@@ -235,6 +246,8 @@ class Trainer:
             remove_temporary_files(self.out_dir)  # left by a run killed while writing
         first_epoch = self._restore(loader) + 1 if resume else 1
         self._history_on_disk = 0  # rows of history.csv known to be on disk
+        self._best_on_disk = self.best["epoch"]  # the epoch whose weights best.crk holds
+        self._last_checkpoint = time.perf_counter()
         for cb in self.callbacks:
             cb.on_train_begin(self)
         bar = self._progress_bar(len(loader), first_epoch)
@@ -273,10 +286,13 @@ class Trainer:
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, record)
                 self.history.append(record)
-                if self.out_dir is not None:
+                stopped_early = self.patience is not None and self._bad_epochs >= self.patience
+                if self.out_dir is not None and self._checkpoint_due(
+                        epoch == self.epochs or stopped_early):
                     writing = time.perf_counter()
-                    self._checkpoint(epoch, loader, improved)
-                    self._seconds += time.perf_counter() - writing  # wall time, all told
+                    self._checkpoint(epoch, loader)
+                    self._last_checkpoint = time.perf_counter()
+                    self._seconds += self._last_checkpoint - writing  # wall time, all told
                 if bar is not None:
                     bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.3f}",
                                     val_acc=f"{val_acc:.3f}")
@@ -284,7 +300,6 @@ class Trainer:
                     print(f"epoch {epoch}/{self.epochs}: loss {train_loss:.4f}, accuracy "
                           f"{train_acc:.1%}, val accuracy {val_acc:.1%}, lr {lr:.3g} "
                           f"({self._seconds:.1f} s)", file=sys.stderr, flush=True)
-                stopped_early = self.patience is not None and self._bad_epochs >= self.patience
         finally:
             if bar is not None:
                 bar.close()
@@ -349,12 +364,19 @@ class Trainer:
                           if cb.state_dict() is not None},
         }
 
-    def _checkpoint(self, epoch, loader, improved):
+    def _checkpoint_due(self, last_epoch: bool) -> bool:
+        if self.checkpoint_every is None or last_epoch:
+            return True
+        return time.perf_counter() - self._last_checkpoint >= self.checkpoint_every
+
+    def _checkpoint(self, epoch, loader):
         self.check_finite(f"at the end of epoch {epoch}")
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if improved:  # the best weights first: a resumed run recomputes them identically
-            save({"epoch": epoch, "model": self._best_state, "config": self.config},
+        best = self.best["epoch"]
+        if best != self._best_on_disk:  # the best weights first, as the checkpoint names them
+            save({"epoch": best, "model": self._best_state, "config": self.config},
                  self.out_dir / BEST)
+            self._best_on_disk = best
         save(self._state(epoch, loader), self.out_dir / CHECKPOINT)
         self._write_history()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+
 from ..data import DATASETS
 from ..errors import ChainruleError
 from .space import KINDS
+from .trial import CHECKPOINT_SECONDS
 
 SPACE_HELP = "a value, a list a,b,c, a range a:b or a log range a:b:log"
 
@@ -39,8 +42,22 @@ def add_parser(commands):
     p.add_argument("--population", type=int, default=1,
                    help="train up to K trials of one architecture at once as one batched "
                         "network (default 1: one at a time)")
+    p.add_argument("--checkpoint-every", type=_seconds, default=CHECKPOINT_SECONDS,
+                   metavar="SECONDS", help="seconds between a trial's checkpoints (default "
+                   f"{CHECKPOINT_SECONDS:g}; 0: after every epoch); a killed worker's trial "
+                   "resumes from its last one")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar: one line per finished trial")
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value or None  # 0: after every epoch
 
 
 def options_from_args(args) -> dict:
@@ -66,7 +83,8 @@ def run(args):
     summary = sweep(options_from_args(args), trials=args.trials, search=args.search,
                     grid_points=args.grid_points, search_seed=args.search_seed, out=args.out,
                     workers=args.workers, scheduler=args.scheduler,
-                    population=args.population, progress=False if args.quiet else None)
+                    population=args.population, progress=False if args.quiet else None,
+                    checkpoint_every=args.checkpoint_every)
     print(format_summary(summary, args.out))
 
 

@@ -31,7 +31,7 @@ from ..experiment import RunConfig
 from ..experiment import evaluate as evaluate_run
 from .population import population_key, run_population
 from .space import KINDS, SearchSpace, SpaceError, _format_value
-from .trial import OUTCOME_FIELDS, finished_outcome, run_trial, write_outcome
+from .trial import CHECKPOINT_SECONDS, OUTCOME_FIELDS, finished_outcome, run_trial, write_outcome
 
 TRIALS, RESULTS, SUMMARY, PICTURE, BEST = "trials", "results.csv", "sweep.json", "sweep.png", \
     "best"
@@ -67,7 +67,7 @@ def plan_trials(space: SearchSpace, trials: int, search: str, seed: int,
 def sweep(options: dict | None = None, *, trials: int | None = None, search: str = "random",
           grid_points: int = 3, search_seed: int = 0, out="runs/sweep", workers: int | None = None,
           scheduler: str | None = None, population: int = 1, progress: bool | None = None,
-          log=None) -> dict:
+          log=None, checkpoint_every: float | None = CHECKPOINT_SECONDS) -> dict:
     """Search ``options`` and return the sweep's summary (what sweep.json holds).
 
     Args:
@@ -89,11 +89,20 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
         progress: a progress bar over trials (default: when stderr is a terminal); without
             it, one line per finished trial goes to ``log``.
         log: where lines go (default: print to stdout).
+        checkpoint_every: seconds between a trial's checkpoints (default 10; a trial
+            always checkpoints after its last epoch; None: after every epoch). A trial
+            whose worker dies resumes from its last checkpoint, repeating at most this much
+            training with the same numbers; for small networks a checkpoint every epoch
+            costs more than the epoch itself.
     """
     log = log or (lambda line: print(line, flush=True))
     if trials is not None:
         _positive("trials", trials)
     _positive("population", population)
+    if checkpoint_every is not None and not (isinstance(checkpoint_every, int | float)
+                                             and 0 <= checkpoint_every < float("inf")):
+        raise ChainruleError(f"--checkpoint-every must be a number of seconds >= 0, got "
+                             f"{checkpoint_every!r}")
     if workers is not None:
         _positive("workers", workers)
     if workers is not None and scheduler:
@@ -112,7 +121,8 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
     started = time.perf_counter()
     # absolute: a worker of a cluster may run in another working directory
     tasks = [{"index": i, "values": values, "dir": str(out.resolve() / TRIALS / f"{i:04d}"),
-              "config": {**space.config(values).to_dict(), "out": None}}
+              "config": {**space.config(values).to_dict(), "out": None},
+              "checkpoint_every": checkpoint_every}
              for i, values in enumerate(draws)]
     _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
     outcomes = {t["index"]: o for t in tasks if (o := finished_outcome(t["dir"])) is not None}

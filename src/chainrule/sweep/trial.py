@@ -33,6 +33,8 @@ from ..serialization import save
 from ..train import CHECKPOINT, Trainer, TrainingDiverged
 
 TRIAL = "trial.json"
+# A trial's checkpoint interval: a killed worker costs at most this much training again.
+CHECKPOINT_SECONDS = 10.0
 # What results.csv reports for each trial, besides its searched values.
 OUTCOME_FIELDS = ("status", "train_accuracy", "val_accuracy", "final_loss", "epochs",
                   "seconds", "error")
@@ -87,7 +89,8 @@ def one_blas_thread():
 def run_trial(trial: dict) -> dict:
     """Train one trial; returns its outcome (never raises for a failed trial).
 
-    ``trial``: {"index": int, "config": RunConfig as a dict, "dir": its folder}. The
+    ``trial``: {"index": int, "config": RunConfig as a dict, "dir": its folder,
+    optionally "checkpoint_every": seconds between checkpoints (None: every epoch)}. The
     outcome: {"index", "status" ("ok", "diverged" or "failed"), "train_accuracy",
     "val_accuracy", "final_loss", "epochs", "seconds", "error"}.
     """
@@ -99,7 +102,8 @@ def run_trial(trial: dict) -> dict:
     outcome = {"index": trial["index"], "status": "ok", "error": ""}
     try:
         with one_blas_thread():
-            summary = train_in_folder(RunConfig.from_dict(trial["config"]), folder)
+            summary = train_in_folder(RunConfig.from_dict(trial["config"]), folder,
+                                      trial.get("checkpoint_every"))
         outcome.update({k: summary[k] for k in ("train_accuracy", "val_accuracy",
                                                 "final_loss", "epochs")})
     except TrainingDiverged as e:
@@ -113,9 +117,10 @@ def run_trial(trial: dict) -> dict:
     return outcome
 
 
-def train_in_folder(config: RunConfig, folder: Path) -> dict:
+def train_in_folder(config: RunConfig, folder: Path, checkpoint_every=None) -> dict:
     """``chainrule train --out folder`` for ``config``, resuming a checkpoint left there,
-    without pictures and without the test split; returns the run's summary."""
+    without pictures and without the test split; returns the run's summary.
+    ``checkpoint_every``: seconds between checkpoints (None: after every epoch)."""
     config = dataclasses.replace(config, out=str(folder)).resolved()
     data, scaler = load_trial_data(config)
     model = build_model(config, data.num_features, data.num_classes)
@@ -124,7 +129,8 @@ def train_in_folder(config: RunConfig, folder: Path) -> dict:
                       scheduler=build_scheduler(config, optimizer), reg=config.reg,
                       epochs=config.epochs, batch_size=config.batch_size,
                       patience=config.patience, seed=config.seed, out_dir=folder,
-                      progress=False, config=config.to_dict())
+                      progress=False, config=config.to_dict(),
+                      checkpoint_every=checkpoint_every)
     summary = trainer.fit(data, resume=(folder / CHECKPOINT).exists())
     summary["dataset"] = repr(data)
     save({"config": config.to_dict(), "model": model.state_dict(),
