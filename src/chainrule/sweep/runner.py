@@ -128,10 +128,17 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
     outcomes = {t["index"]: o for t in tasks if (o := finished_outcome(t["dir"])) is not None}
     where = None  # no cluster is started when every trial has finished
     pending = [t for t in tasks if t["index"] not in outcomes]
+    phases, finished = {}, None  # seconds of each stage; the end, when made on the cluster
     try:
         if pending:
+            clock = time.perf_counter()
             with dask_client(scheduler, workers) as (client, where):
+                clock = _lap(phases, "cluster_start", clock)
                 _run_on_dask(client, pending, outcomes, population, len(tasks), progress, log)
+                clock = _lap(phases, "trials", clock)
+                finished = _finish_on_cluster(client, out, space, tasks, outcomes)
+                clock = _lap(phases, "results", clock)
+            _lap(phases, "cluster_stop", clock)
     except KeyboardInterrupt:  # what finished so far, on disk before the sweep stops
         _write_results(out, results_rows(tasks, outcomes, space), space)
         _write_summary(out, {"plan": plan, "trials": len(tasks), "finished": len(outcomes),
@@ -140,8 +147,33 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
     rows = results_rows(tasks, outcomes, space)
     _write_results(out, rows, space)
     summary = _finish(out, space, tasks, outcomes, rows, plan, where, population,
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, phases, finished)
     return summary
+
+
+def _lap(phases, name, since):
+    """Record the seconds since ``since`` as ``phases[name]``; returns the time now."""
+    now = time.perf_counter()
+    phases[name] = now - since
+    return now
+
+
+def _best_outcome(outcomes):
+    ok = [o for o in outcomes.values() if o["status"] == "ok"]
+    return max(ok, key=lambda o: (o["val_accuracy"], -o["index"])) if ok else None
+
+
+def _finish_on_cluster(client, out, space, tasks, outcomes):
+    """The sweep's end while the cluster is up: the best trial's one test evaluation runs
+    on a worker (which has the data set loaded) while this process draws sweep.png.
+    Returns (test evaluation or None, picture path or None)."""
+    best = _best_outcome(outcomes)
+    evaluation = (client.submit(evaluate_run, tasks[best["index"]]["dir"], pure=False)
+                  if best is not None else None)
+    picture = _draw(out, results_rows(tasks, outcomes, space), space,
+                    None if best is None else best["index"])
+    test = evaluation.result().get("test") if evaluation is not None else None
+    return test, picture
 
 
 # ----- where the trials run -----------------------------------------------------------------
@@ -341,16 +373,19 @@ def _check_plan(out, plan):
                              "another --out")
 
 
-def _finish(out, space, tasks, outcomes, rows, plan, where, population, seconds) -> dict:
+def _finish(out, space, tasks, outcomes, rows, plan, where, population, seconds, phases,
+            finished=None) -> dict:
+    """sweep.json's summary; best/ copied. ``finished``: (the best trial's test
+    evaluation, the picture) when ``_finish_on_cluster`` made them, else made here."""
     counts = {}
     for o in outcomes.values():
         counts[o["status"]] = counts.get(o["status"], 0) + 1
     summary = {"plan": plan, "trials": len(tasks), "finished": len(outcomes),
                "counts": counts, "where": where, "population": population,
-               "seconds": round(seconds, 3), "status": "done"}
-    ok = [o for o in outcomes.values() if o["status"] == "ok"]
-    if ok:
-        best = max(ok, key=lambda o: (o["val_accuracy"], -o["index"]))
+               "seconds": round(seconds, 3), "status": "done",
+               "phases": {k: round(v, 3) for k, v in phases.items()}}
+    best = _best_outcome(outcomes)
+    if best is not None:
         task = tasks[best["index"]]
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in task["values"].items()}
         summary["best"] = {"trial": best["index"], "values": values,
@@ -358,13 +393,14 @@ def _finish(out, space, tasks, outcomes, rows, plan, where, population, seconds)
                            "train_accuracy": best["train_accuracy"], "folder": str(out / BEST),
                            "config": task["config"]}
         _copy_best(Path(task["dir"]), out / BEST)
-        test = evaluate_run(out / BEST).get("test")
+        test = finished[0] if finished is not None else evaluate_run(out / BEST).get("test")
         if test is not None:  # the one look at the test split, for the chosen trial only
             summary["best"]["test_accuracy"] = test["accuracy"]
         summary["warnings"] = space.border_warnings(values)
     else:
         summary["warnings"] = ["no trial finished training; see the errors in results.csv"]
-    summary["picture"] = _draw(out, rows, space, summary.get("best", {}).get("trial"))
+    summary["picture"] = (finished[1] if finished is not None else
+                          _draw(out, rows, space, summary.get("best", {}).get("trial")))
     _write_summary(out, summary)
     return summary
 
