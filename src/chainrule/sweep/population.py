@@ -28,6 +28,7 @@ import json
 import math
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -409,8 +410,9 @@ def run_population(trials: list[dict]) -> list[dict]:
         with one_blas_thread():
             trainer = PopulationTrainer([RunConfig.from_dict(t["config"]) for t in todo])
             results = trainer.fit()
-            for k, (trial, result) in enumerate(zip(todo, results)):
-                trainer.write_member(k, Path(trial["dir"]), result)
+            trained = time.perf_counter()
+            _in_parallel(trainer.write_member, [(k, Path(trial["dir"]), result) for k, (
+                trial, result) in enumerate(zip(todo, results))])
     except Exception as e:  # the whole population failed: record it with every member
         error = str(e) if isinstance(e, ChainruleError) else f"{type(e).__name__}: {e}"
         for trial in todo:
@@ -420,7 +422,8 @@ def run_population(trials: list[dict]) -> list[dict]:
             write_outcome(trial["dir"], outcome)
             outcomes.append(outcome)
         return outcomes
-    share = round((time.perf_counter() - started) / len(todo), 3)
+    share = round((trained - started) / len(todo), 3)  # of the training
+    finished = []
     for trial, result in zip(todo, results):
         outcome = {"index": trial["index"], "status": result["status"],
                    "error": result["error"], "seconds": share, "population": len(todo)}
@@ -428,9 +431,23 @@ def run_population(trials: list[dict]) -> list[dict]:
             summary = result["summary"]
             outcome.update({k: _finite(summary[k]) for k in
                             ("train_accuracy", "val_accuracy", "final_loss", "epochs")})
-        write_outcome(trial["dir"], outcome)
-        outcomes.append(outcome)
-    return outcomes
+        finished.append((trial["dir"], outcome))
+    # trial.json last: it says the member's folder is complete
+    _in_parallel(write_outcome, finished)
+    return outcomes + [outcome for _, outcome in finished]
+
+
+def _in_parallel(write, calls, threads=8):
+    """``write(*args)`` for each of ``calls`` from a few threads: each file is fsynced
+    before it replaces the old one, and a disk commits fsyncs that wait together in one go
+    (with K members, about K / threads waits instead of 8 K)."""
+    if len(calls) <= 1:
+        for args in calls:
+            write(*args)
+        return
+    with ThreadPoolExecutor(min(threads, len(calls))) as pool:
+        for future in [pool.submit(write, *args) for args in calls]:
+            future.result()  # an error in one write is the population's error
 
 
 def _finite(value):
