@@ -82,6 +82,8 @@ def test_invalid_trial_values_are_refused_before_anything_runs():
     (["--colour", "red"], "unrecognized"),
     (["--trials", "0"], "positive"),
     (["--dataset", "spiral", "--hidden", "50,100", "20"], "one list"),
+    (["--checkpoint-every", "-1"], "seconds >= 0"),
+    (["--checkpoint-every", "often"], "seconds >= 0"),
 ])
 def test_cli_bad_spaces_are_one_line_and_exit_2(capsys, tmp_path, argv, says):
     code = cli.main(["sweep", "--out", str(tmp_path / "s"), *argv])
