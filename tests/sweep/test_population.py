@@ -114,3 +114,14 @@ def test_activations_without_a_fused_step_run_through_the_engine():
     trainer = PopulationTrainer(configs)
     assert trainer.fused is None
     assert [r["status"] for r in trainer.fit()] == ["ok", "ok"]
+
+
+def test_members_draw_their_data_order_as_the_trainers_data_loader_does():
+    from chainrule.data import DataLoader
+    from chainrule.sweep.population import member_orders
+
+    orders = member_orders([0, 7], 50)
+    loaders = [DataLoader(np.arange(50), batch_size=50, seed=s) for s in (0, 7)]
+    for _ in range(3):  # epoch after epoch
+        expected = np.stack([next(iter(loader)) for loader in loaders])
+        assert np.array_equal(next(orders), expected)

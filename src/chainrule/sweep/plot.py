@@ -35,7 +35,7 @@ def _is_log(space) -> bool:
 
 def plot_sweep(rows: list[dict], spaces: dict, path, best_index=None):
     """Draw the sweep's trials (``rows`` of results.csv as dicts) to ``path``."""
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import NullLocator
 
     axes_options = _axes_options(spaces)
     fig = new_figure(11, 4.6)
@@ -85,7 +85,7 @@ def plot_sweep(rows: list[dict], spaces: dict, path, best_index=None):
                 continue
             if _is_log(space):
                 scale("log")
-                axis.set_minor_formatter(NullFormatter())  # decades only: no crowding
+                axis.set_minor_locator(NullLocator())  # decades only: no crowding
             if hasattr(space, "low"):  # show the whole searched range, margins included
                 pad = (space.high / space.low) ** 0.04 if space.log else None
                 limits(*((space.low / pad, space.high * pad) if space.log else
@@ -94,7 +94,7 @@ def plot_sweep(rows: list[dict], spaces: dict, path, best_index=None):
         ax.set_xlabel(_label(x_name, spaces))
         ax.set_ylabel(_label(y_name, spaces) if y_name else title)
         ax.set_title(f"{len(ok)} trials coloured by {title}")
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3, which="major")
     return save(fig, path)
 
 

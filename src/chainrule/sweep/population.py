@@ -35,7 +35,6 @@ import numpy as np
 
 from .. import nn
 from .._io import atomic_write_text, json_default
-from ..data import DataLoader
 from ..engine import no_grad
 from ..errors import ChainruleError
 from ..experiment import MODEL, RunConfig, build_model, build_optimizer, build_scheduler
@@ -118,6 +117,15 @@ class PopulationMLP(Module):
         for (weight, bias), linear in zip(self.views(self.flat), model.linear_layers()):
             linear.weight.data[...] = weight[k].T
             linear.bias.data[...] = bias[k, 0]
+
+
+def member_orders(seeds, n):
+    """Each member's order of its n training examples, epoch after epoch, (K, n): what
+    ``DataLoader(..., shuffle=True, seed=seed)`` draws, a permutation from
+    ``np.random.default_rng(seed)`` at each epoch (tests check the two agree)."""
+    generators = [np.random.default_rng(seed) for seed in seeds]
+    while True:
+        yield np.stack([g.permutation(n) for g in generators])
 
 
 def member_losses(loss_fn, scores, labels):
@@ -242,9 +250,9 @@ class PopulationTrainer:
         self.model.train()
         active = self.active
         K, batch_size = self.K, self.configs[0].batch_size
-        # each member's permutation, drawn as Trainer's DataLoader draws it; one gather
-        # per epoch for all members instead of K per minibatch
-        order = np.stack([next(iter(loader)) for loader in orders])
+        # each member's permutation, as Trainer's DataLoader draws it; one gather per
+        # epoch for all members instead of K per minibatch
+        order = next(orders)
         members = np.arange(K)[:, None]
         X_epoch, y_epoch = self.X_train[members, order], self.y_train[members, order]
         loss_sum, correct, seen = np.zeros(K), np.zeros(K), 0
@@ -298,8 +306,7 @@ class PopulationTrainer:
         """Train every member; returns per member {"summary", "history", "status", "error"}."""
         K = self.K
         n = len(self.data[0].y_train)  # a loader of positions: one batch, the permutation
-        orders = [DataLoader(np.arange(n), batch_size=n, shuffle=True, seed=c.seed)
-                  for c in self.configs]
+        orders = member_orders([c.seed for c in self.configs], n)
         self.active, self.diverged, self.stopped = (np.ones(K, bool), np.zeros(K, bool),
                                                     np.zeros(K, bool))
         self.errors, self.records = [""] * K, []
