@@ -262,12 +262,15 @@ def _run_on_dask(client, pending, outcomes, population, total, progress, log):
     futures = {}
     for group in _group_tasks(pending, population):
         first = group[0]["index"]
+        # the longest tasks first: the last ones to start are short, so workers finish
+        # together instead of one waiting for another's long last trial
+        priority = _expected_cost(group)
         if len(group) == 1:
             future = client.submit(run_trial, group[0], key=f"trial-{first}-{batch}",
-                                   pure=False)
+                                   pure=False, priority=priority)
         else:
             future = client.submit(run_population, group, key=f"population-{first}-{batch}",
-                                   pure=False)
+                                   pure=False, priority=priority)
         futures[future] = group
     bar = _progress_bar(progress, total, len(outcomes))
     best = max((o.get("val_accuracy") or 0.0 for o in outcomes.values()
@@ -297,6 +300,14 @@ def _run_on_dask(client, pending, outcomes, population, total, progress, log):
     finally:
         if bar is not None:
             bar.close()
+
+
+def _expected_cost(group) -> int:
+    """A rough measure of a task's training time, for the order of the queue: epochs
+    times the hidden units (times the members, for a population)."""
+    config = group[0]["config"]
+    hidden = config.get("hidden") or []
+    return int(len(group) * (config.get("epochs") or 1) * (1 + sum(hidden)))
 
 
 def _failed(task, error):
