@@ -5,8 +5,9 @@ grid), train each as an ordinary run, judge them on the validation set, look onc
 test set with the best. Trials run on Dask (``pip install "chainrule[sweep]"``): an
 embedded local cluster by default, or an existing one. Layout, from the bottom:
 ``space`` (what an option may take, the trials drawn), ``trial`` (one run on a worker),
-``population`` (K runs of one architecture as one batched network), ``runner`` (the
-driver), ``plot`` (sweep.png) and ``cli``.
+``fused`` (a population's step written out in NumPy), ``population`` (K runs of one
+architecture as one batched network), ``runner`` (the driver), ``plot`` (sweep.png) and
+``cli``.
 """
 
 from .population import PopulationMLP, PopulationTrainer, population_key, run_population
