@@ -18,8 +18,8 @@ from pathlib import Path
 
 from . import __version__
 from .data import DATASETS
-from .errors import ChainruleError, UsageError
 from .data.plane import FEATURES
+from .errors import ChainruleError, UsageError
 from .experiment import (
     BUNDLED_DATASETS,
     DATASET_DEFAULTS,

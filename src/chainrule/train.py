@@ -32,7 +32,6 @@ from .serialization import load, save
 from .state_check import check_history, check_like, check_range, check_settings
 
 
-
 def squared_error(scores, targets):
     """Mean squared error of a regression: one real output per row, scores (N, 1), targets
     (N,) (TensorFlow Playground's regression loss, without its factor 1/2)."""

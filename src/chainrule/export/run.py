@@ -34,8 +34,9 @@ def export_run(run, out, format="onnx") -> Path:
         from .onnx import to_onnx
 
         if config.features is not None:
-            raise CheckpointError(f"export: the run's input features ({', '.join(config.features)}) "
-                                  "are computed outside the model, so an ONNX file of it "
+            names = ", ".join(config.features)
+            raise CheckpointError(f"export: the run's input features ({names}) are "
+                                  "computed outside the model, so an ONNX file of it "
                                   "would take the wrong inputs; export it as safetensors")
 
         return to_onnx(model, out, scaler=scaler)
