@@ -46,31 +46,33 @@ def input_features(X: np.ndarray, names) -> np.ndarray:
                            ).astype(np.float32)
 
 
-def read_points(text: str, regression: bool = False, max_rows: int | None = None):
+def read_points(text: str, regression: bool = False, max_rows: int | None = None,
+                split_column: bool = True):
     """Rows ``x1,x2,label`` (``x1,x2,target`` for ``regression``), a header line allowed
-    first, an optional fourth column ``split`` (train or val).
+    first, an optional fourth column ``split`` (train or val) unless not ``split_column``.
 
     Returns X float32 (N, 2), y (int64 class labels 0..7 with none missing, or float32
     targets) and the split column as a list of strings (None when absent). Anything else
     is refused with a ``DataError`` naming the line."""
     points, labels, splits = [], [], []
-    columns = None
+    columns, allowed = None, (3, 4) if split_column else (3,)
     for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
         if not row or all(not cell.strip() for cell in row):
             continue
         cells = [cell.strip() for cell in row]
         if not points and columns is None and not _is_number(cells[0]):
             columns = len(cells)  # a header
-            if columns not in (3, 4):
-                raise DataError(f"line {number}: expected the columns x1,x2,label[,split], "
-                                f"got {len(cells)}")
+            if columns not in allowed:
+                raise DataError(f"line {number}: expected the columns x1,x2,label"
+                                f"{'[,split]' if split_column else ''}, got {len(cells)}")
             continue
         if columns is None:
             columns = len(cells)
-        if len(cells) != columns or columns not in (3, 4):
+        if len(cells) != columns or columns not in allowed:
             what = "x1,x2,target" if regression else "x1,x2,label"
-            raise DataError(f"line {number}: expected 3 columns {what} (and optionally a "
-                            f"4th, split), got {len(cells)}")
+            split = " (and optionally a 4th, split)" if split_column else ""
+            raise DataError(f"line {number}: expected 3 columns {what}{split}, got "
+                            f"{len(cells)}")
         try:
             x1, x2 = float(cells[0]), float(cells[1])
         except ValueError:
@@ -140,7 +142,7 @@ def write_points(path_or_file, splits: dict) -> None:
     back exactly (every float written with all its digits)."""
     lines = ["x1,x2,label,split"]
     for split, (X, y) in splits.items():
-        for (a, b), t in zip(np.asarray(X, dtype=np.float64), np.asarray(y).tolist()):
+        for (a, b), t in zip(np.asarray(X, dtype=np.float64).tolist(), np.asarray(y).tolist()):
             lines.append(f"{a!r},{b!r},{t!r},{split}")
     text = "\n".join(lines) + "\n"
     if hasattr(path_or_file, "write"):
