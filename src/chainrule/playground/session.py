@@ -160,11 +160,19 @@ class Session(Callback):
             "grads": self._grads,
             "neurons": neurons,
             "output": output, "confusion": confusion,
-            "settings": {k: getattr(self.config, k) for k in LIVE},
+            "settings": self._training_settings(),
             "playing": self._playing, "finished": self.finished,
             "stopped_early": bool(self.summary and self.summary.get("stopped_early")),
             "error": self.error, "edited": self.edited,
         }
+
+    def _training_settings(self) -> dict:
+        """What the training loop uses now, read from its own objects."""
+        trainer, loader = self.trainer, getattr(self.trainer, "loader", None)
+        return {"optimizer": type(trainer.optimizer).__name__,
+                "schedule": type(trainer.scheduler).__name__ if trainer.scheduler else None,
+                "batch_size": loader.batch_size if loader else trainer.batch_size,
+                "l2": trainer.reg, "l1": trainer.l1}
 
     def _classes(self, scores, test_pred):
         """The output heatmaps (class, confidence, probability of the last class) and the
