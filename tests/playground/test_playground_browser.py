@@ -235,11 +235,16 @@ def test_the_url_holds_the_state_and_weights_can_be_edited(page, start_playgroun
     page.get_by_test_id("weight-apply").click()
     expect(page.get_by_test_id("link-0-1-0")).to_have_attribute("data-weight", "2.5")
     expect(page.get_by_test_id("command-note")).to_contain_text("weights edited by hand")
+    page.get_by_test_id("show-test").check()
+    page.get_by_test_id("backprop-view").check()
     screenshot(page, "playground-gaussians-edited")
     reloaded = page.context.new_page()
-    reloaded.goto(page.url)  # the same state from the link alone
+    reloaded.goto(page.url)  # the same state from the link alone, and the same view
     expect(reloaded.get_by_test_id("layer-count")).to_have_text("2 hidden layers")
     assert reloaded.get_by_test_id("layer-1-activation").input_value() == "gelu"
+    expect(reloaded.get_by_test_id("show-test")).to_be_checked()
+    expect(reloaded.get_by_test_id("backprop-view")).to_be_checked()
+    expect(reloaded.get_by_test_id("discretize")).not_to_be_checked()
 
 
 def test_every_control_has_a_test_id(page, start_playground):

@@ -147,10 +147,7 @@ class Session(Callback):
         curve = history[::step] + ([history[-1]] if history and (len(history) - 1) % step else [])
         return {
             "type": "frame", "epoch": len(history),
-            "train_loss": history[-1]["train_loss"] if history else None,
-            "test_loss": history[-1]["val_loss"] if history else None,
-            "train_accuracy": history[-1]["train_accuracy"] if history else None,
-            "test_accuracy": history[-1]["val_accuracy"] if history else None,
+            **self._scores(history),
             "lr": self.trainer.current_lr(),
             "curve": {"epoch": [r["epoch"] for r in curve],
                       "train": [r["train_loss"] for r in curve],
@@ -165,6 +162,20 @@ class Session(Callback):
             "stopped_early": bool(self.summary and self.summary.get("stopped_early")),
             "error": self.error, "edited": self.edited,
         }
+
+    def _scores(self, history) -> dict:
+        """The last epoch's losses and accuracies; before the first, the untrained
+        network's (as TensorFlow Playground shows them at step 0)."""
+        if history:
+            last = history[-1]
+        else:
+            (train_loss, train_acc), (val_loss, val_acc) = (
+                self.trainer.evaluate(self.data.X_train, self.data.y_train),
+                self.trainer.evaluate(self.data.X_val, self.data.y_val))
+            last = {"train_loss": train_loss, "val_loss": val_loss,
+                    "train_accuracy": train_acc, "val_accuracy": val_acc}
+        return {"train_loss": last["train_loss"], "test_loss": last["val_loss"],
+                "train_accuracy": last["train_accuracy"], "test_accuracy": last["val_accuracy"]}
 
     def _training_settings(self) -> dict:
         """What the training loop uses now, read from its own objects."""
