@@ -116,3 +116,35 @@ def test_a_session_reproduces_chainrule_train_epoch_by_epoch(tmp_path, settings,
     for a, b in zip(ours, theirs):
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
             assert ("" if a[key] is None else repr(a[key])) == b[key], (key, a["epoch"])
+
+
+def test_the_exported_checkpoint_is_a_run_that_load_run_and_evaluate_read(tmp_path):
+    import chainrule as cr
+    from chainrule.experiment import evaluate
+    from chainrule.playground.session import Session
+
+    config = PlaygroundConfig.parse({
+        "dataset": "gaussians", "classes": 3, "features": ["x1", "x2", "x1*x2", "sin(x1)"],
+        "hidden": [5, 3], "activations": ["relu", "tanh"], "regularization": "L1",
+        "epochs": 3})
+    session = Session(config)
+    session.epochs_per_second = 0
+    try:
+        session.play()
+        deadline = time.monotonic() + 60
+        while not session.finished:
+            assert time.monotonic() < deadline, "the session did not finish in 60 s"
+            time.sleep(0.02)
+        (tmp_path / "playground.crk").write_bytes(session.checkpoint_bytes())
+        (tmp_path / "playground-data.csv").write_text(session.data_csv())
+        last = session.trainer.history[-1]
+        with cr.no_grad():
+            session.model.eval()
+            expected = session.model(cr.tensor(session.data.X_val)).data.argmax(axis=1)
+    finally:
+        session.stop()
+    run = cr.load_run(tmp_path / "playground.crk")  # raw points in, the run's features inside
+    assert (run.predict(session.raw_test) == expected).all()
+    results = evaluate(tmp_path / "playground.crk")  # from anywhere: the data file is beside it
+    assert results["val"]["accuracy"] == last["val_accuracy"]
+    assert results["val"]["loss"] == pytest.approx(last["val_loss"], rel=1e-6)
