@@ -25,7 +25,8 @@ def _draw_metric(ax, epochs, history, metric, fraction=False):
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     if not ax.get_legend_handles_labels()[0]:  # e.g. the accuracy of a regression
-        ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", va="center",
+        why = " (a regression has none)" if metric == "accuracy" else ""
+        ax.text(0.5, 0.5, f"no {metric} recorded{why}", ha="center", va="center",
                 transform=ax.transAxes, color="0.4")
         return
     ax.legend()
