@@ -195,7 +195,7 @@ def test_the_exported_command_and_checkpoint_reproduce_every_setting(page, start
             "&features=x1,x2,x1%5E2,x1*x2,sin(x2)&hidden=5,4&activations=leaky_relu,silu"
             "&regularization=L1&reg_rate=0.003&dropout=0.1&optimizer=momentum&lr=0.03"
             "&lr_schedule=cosine&epochs=12&batch_size=5"),
-        "regression-multi-gaussian": "#problem=regression&dataset=multi-gaussian&loss=mse"
+        "regression-multi-gaussian": "#problem=regression&dataset=multi-gaussian"  # mse
                                      "&noise=0.05&hidden=8,6&activations=tanh,tanh"
                                      "&features=x1,x2,sin(x1),sin(x2)&lr=0.01&epochs=25",
     }
