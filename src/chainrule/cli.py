@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .data import DATASETS
+from .data.plane import FEATURES
 from .errors import ChainruleError, UsageError
 from .experiment import (
     BUNDLED_DATASETS,
@@ -95,15 +96,27 @@ def _memory_size(text):
 def _add_train_options(p):
     defaults = RunConfig()
     epochs = ", ".join(f"{name} {d['epochs']}" for name, d in DATASET_DEFAULTS.items())
-    p.add_argument("--dataset", default=defaults.dataset, choices=DATASETS)
+    p.add_argument("--dataset", choices=DATASETS,
+                   help=f"a data set by name (default: {defaults.dataset})")
+    p.add_argument("--data", metavar="FILE.csv",
+                   help="train on your own 2-D points instead: a CSV of x1,x2,label rows "
+                        "(x1,x2,target with --loss mse), an optional header line and an "
+                        "optional 4th column split (train or val; without it 20%% of the "
+                        "rows are held out for validation; default: none, use --dataset)")
+    p.add_argument("--features", nargs="+", choices=list(FEATURES), metavar="FEATURE",
+                   help="for 2-D data: the network's inputs, computed from the standardised "
+                        f"points, any of {' '.join(FEATURES)} (default: x1 x2)")
     p.add_argument("--data-dir", help="where the data set's files are (mnist, fashion-mnist, "
                                       "cifar10; default: $CHAINRULE_DATA/<name>)")
     p.add_argument("--hidden", nargs="+", type=_hidden_size, default=defaults.hidden,
                    help="hidden layer sizes; 'none' gives the linear classifier")
-    p.add_argument("--activation", choices=list(ACTIVATIONS),
-                   help=f"the hidden layers' non-linearity (default: {defaults.activation})")
+    p.add_argument("--activation", nargs="+", choices=list(ACTIVATIONS),
+                   help="the hidden layers' non-linearity: one for all, or one per hidden "
+                        f"layer (default: {defaults.activation})")
     p.add_argument("--dropout", type=float, default=defaults.dropout)
-    p.add_argument("--loss", default=defaults.loss, choices=list(LOSSES))
+    p.add_argument("--loss", default=defaults.loss, choices=list(LOSSES),
+                   help="softmax or svm for classes; mse (squared error) for a regression "
+                        "on --data with real targets")
     p.add_argument("--optimizer", default=defaults.optimizer, choices=list(OPTIMIZERS))
     p.add_argument("--lr", type=float, help=_lr_help())
     p.add_argument("--momentum", type=float,
@@ -112,7 +125,9 @@ def _add_train_options(p):
                    help="the optimizer's weight decay: wd * W added to the gradient, or "
                         "for adamw the weights shrunk by lr * wd each step")
     p.add_argument("--reg", type=float, default=defaults.reg,
-                   help="lambda of the loss term lambda * sum(W^2) over weights")
+                   help="lambda of the L2 loss term lambda * sum(W^2) over weights")
+    p.add_argument("--l1", type=float, default=defaults.l1,
+                   help="lambda of the L1 loss term lambda * sum(|W|) over weights")
     p.add_argument("--lr-schedule", default=defaults.lr_schedule, choices=list(SCHEDULES))
     p.add_argument("--warmup", type=int, default=defaults.warmup,
                    help="epochs of linear warm-up")
@@ -196,15 +211,22 @@ def config_from_args(args) -> RunConfig:
     hidden = [] if args.hidden == [None] else args.hidden
     if None in hidden:
         raise UsageError("--hidden: 'none' cannot be mixed with sizes")
+    if args.data is not None and args.dataset is not None:
+        raise UsageError("--data FILE.csv trains on your own points; give it or --dataset, "
+                         "not both")
     defaults = RunConfig()
+    dataset = "csv" if args.data is not None else args.dataset or defaults.dataset
+    activation = args.activation or [defaults.activation]
     return RunConfig(
-        dataset=args.dataset, data_dir=args.data_dir, hidden=hidden,
-        activation=args.activation or defaults.activation, dropout=args.dropout,
+        dataset=dataset, data_dir=args.data_dir, hidden=hidden,
+        activation=activation[0] if len(activation) == 1 else activation,
+        dropout=args.dropout,
         loss=args.loss, optimizer=args.optimizer, lr=args.lr,
         momentum=defaults.momentum if args.momentum is None else args.momentum,
         weight_decay=args.weight_decay, reg=args.reg, lr_schedule=args.lr_schedule,
         warmup=args.warmup, epochs=args.epochs, schedule_epochs=args.schedule_epochs,
-        batch_size=args.batch_size, patience=args.patience, seed=args.seed, out=args.out)
+        batch_size=args.batch_size, patience=args.patience, seed=args.seed, out=args.out,
+        data=args.data, features=args.features, l1=args.l1)
 
 
 def _warn_ignored(args):
@@ -216,7 +238,7 @@ def _warn_ignored(args):
         warn("--activation is ignored: --hidden none has no hidden layer")
     if args.dropout and args.hidden == [None]:
         warn("--dropout is ignored: --hidden none has no hidden layer")
-    _warn_data_dir(args.data_dir, args.dataset)
+    _warn_data_dir(args.data_dir, config_from_args(args).dataset)
 
 
 def _warn_data_dir(data_dir, dataset):
@@ -226,6 +248,8 @@ def _warn_data_dir(data_dir, dataset):
         warn(f"--data-dir is ignored: {dataset} is generated, not read from files")
     elif dataset in BUNDLED_DATASETS:
         warn(f"--data-dir is ignored: {dataset} comes with scikit-learn")
+    elif dataset == "csv":
+        warn("--data-dir is ignored: --data names the file")
 
 
 def _check_resume(args):
@@ -254,7 +278,7 @@ def _train(args):
         config_from_args(args).resolved()  # a bad option is refused before anything else
         _warn_ignored(args)
     if args.out is None and not args.resume:
-        args.out = str(experiment.new_run_folder(args.dataset))
+        args.out = str(experiment.new_run_folder(config_from_args(args).dataset))
     callbacks = []
     if args.diagnose:
         from .diagnostics import DiagnosticsMonitor
@@ -277,8 +301,9 @@ def _train(args):
 
 
 def _format_summary(summary, out):
-    parts = [f"{key} {summary[key]:.4f}" for key in
-             ("train_accuracy", "val_accuracy", "test_accuracy") if key in summary]
+    keys = (("train_accuracy", "val_accuracy", "test_accuracy")
+            if summary.get("val_accuracy") is not None else ("train_loss", "val_loss"))
+    parts = [f"{key} {summary[key]:.4f}" for key in keys if summary.get(key) is not None]
     line = f"{summary['epochs']} epochs in {summary['seconds']:.1f} s: " + ", ".join(parts)
     if "note" in summary:
         line += f"\n{summary['note']}"

@@ -19,14 +19,15 @@ import numpy as np
 
 from . import optim
 from ._io import folder_lock
-from .data import Standardize, catalog, load_dataset
+from .data import Standardize, catalog, input_features, load_dataset, points_dataset
+from .data.plane import FEATURES
 from .engine import no_grad
 from .errors import ChainruleError, CheckpointError
 from .nn import ACTIVATIONS, MLP
 from .optim import lr_scheduler
 from .serialization import load, save
 from .state_check import check_like
-from .train import BEST, CHECKPOINT, LOSSES, Trainer, TrainingDiverged
+from .train import BEST, CHECKPOINT, LOSSES, REGRESSION_LOSSES, Trainer, TrainingDiverged
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 MODEL = "model.crk"
@@ -42,6 +43,7 @@ DATASET_DEFAULTS = {
     "circles": {"epochs": 200, "lr_scale": 10},
     "xor": {"epochs": 200, "lr_scale": 10},
     "iris": {"epochs": 150, "lr_scale": 10},
+    "csv": {"epochs": 200, "lr_scale": 10},  # your own 2-D points (--data)
     "digits": {"epochs": 40, "lr_scale": 1},
     "mnist": {"epochs": 15, "lr_scale": 1},
     "fashion-mnist": {"epochs": 15, "lr_scale": 1},
@@ -84,12 +86,17 @@ def default_lr(optimizer: str, dataset: str) -> float:
 
 @dataclass
 class RunConfig:
-    """Every option of a training run; ``None`` means the data set's default."""
+    """Every option of a training run; ``None`` means the data set's default.
+
+    ``data``: a CSV file of 2-D points (``x1,x2,label[,split]``) to train on instead of a
+    named data set (``dataset`` is then "csv"). ``features``: the inputs computed from
+    2-D points (names of ``data.plane.FEATURES``; None: the coordinates). ``activation``:
+    one name, or a list of one per hidden layer. ``l1``: the L1 penalty's lambda."""
 
     dataset: str = "digits"
     data_dir: str | None = None
     hidden: list[int] = field(default_factory=lambda: [100])
-    activation: str | None = "relu"
+    activation: str | list[str] | None = "relu"
     dropout: float = 0.0
     loss: str = "softmax"
     optimizer: str = "adam"
@@ -105,6 +112,9 @@ class RunConfig:
     patience: int | None = None
     seed: int = 0
     out: str | None = None
+    data: str | None = None
+    features: list[str] | None = None
+    l1: float = 0.0
 
     def resolved(self) -> RunConfig:
         """This config with the data set's defaults filled in and every value checked."""
@@ -125,7 +135,7 @@ class RunConfig:
 
         for name, value in (("lr", self.lr), ("momentum", self.momentum),
                             ("dropout", self.dropout), ("weight_decay", self.weight_decay),
-                            ("reg", self.reg)):
+                            ("reg", self.reg), ("l1", self.l1)):
             if isinstance(value, float) and not math.isfinite(value):
                 raise ChainruleError(f"--{name.replace('_', '-')} must be a finite number, "
                                      f"got {value}")
@@ -149,10 +159,17 @@ class RunConfig:
         positive("lr", self.lr, (int, float))
         if self.patience is not None:
             positive("patience", self.patience)
-        choices = (("activation", self.activation, [*ACTIVATIONS, None]),
+        activations = self.activation if isinstance(self.activation, list) else [
+            self.activation]
+        if isinstance(self.activation, list) and len(activations) != len(self.hidden):
+            raise ChainruleError(f"--activation: {len(activations)} names for "
+                                 f"{len(self.hidden)} hidden layers; give one name, or one "
+                                 "per hidden layer")
+        choices = [*(("activation", a, [*ACTIVATIONS, None]) for a in activations),
                    ("loss", self.loss, list(LOSSES)),
                    ("optimizer", self.optimizer, list(OPTIMIZERS)),
-                   ("lr_schedule", self.lr_schedule, list(SCHEDULES)))
+                   ("lr_schedule", self.lr_schedule, list(SCHEDULES)),
+                   *(("features", f, list(FEATURES)) for f in self.features or ())]
         for name, value, allowed in choices:
             if value not in allowed:
                 raise ChainruleError(f"--{name.replace('_', '-')} {value!r} is not one of "
@@ -160,8 +177,18 @@ class RunConfig:
         for name, value in (("dropout", self.dropout), ("momentum", self.momentum)):
             if not 0 <= value < 1:
                 raise ChainruleError(f"--{name} must be in [0, 1), got {value}")
+        if self.features is not None and (not self.features
+                                          or len(set(self.features)) != len(self.features)):
+            raise ChainruleError("--features: give distinct feature names, at least one")
+        if (self.data is None) != (self.dataset != "csv"):
+            raise ChainruleError("--data FILE.csv trains on your own points; give it, or a "
+                                 "--dataset, not both" if self.data is not None else
+                                 "the csv data set needs --data FILE.csv")
+        if self.loss in REGRESSION_LOSSES and self.data is None:
+            raise ChainruleError(f"--loss {self.loss} is a regression loss: give --data "
+                                 "FILE.csv with a real-valued target in its third column")
         for name, value in (("weight_decay", self.weight_decay), ("reg", self.reg),
-                            ("warmup", self.warmup)):
+                            ("l1", self.l1), ("warmup", self.warmup)):
             if value < 0:
                 raise ChainruleError(f"--{name.replace('_', '-')} must not be negative, "
                                      f"got {value}")
@@ -224,6 +251,8 @@ def _format_bytes(n: int) -> str:
 
 
 def build_model(config: RunConfig, num_features: int, num_classes: int) -> MLP:
+    """The MLP of ``config`` for ``num_features`` inputs (after ``config.features``) and
+    ``num_classes`` outputs (1 for a regression)."""
     return MLP(num_features, config.hidden, num_classes, activation=config.activation,
                dropout=config.dropout, seed=config.seed)
 
@@ -264,8 +293,13 @@ def build_scheduler(config: RunConfig, optimizer):
 
 def prepare_data(config: RunConfig, scaler_state=None):
     """The data set with features standardised by statistics of the training split (or
-    by the saved ``scaler_state`` of a trained model)."""
-    data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
+    by the saved ``scaler_state`` of a trained model), then ``config.features`` computed
+    from the standardised points."""
+    if config.data is not None:
+        data = points_dataset(config.data, regression=config.loss in REGRESSION_LOSSES,
+                              seed=config.seed)
+    else:
+        data = load_dataset(config.dataset, data_dir=config.data_dir, seed=config.seed)
     scaler = Standardize()
     if scaler_state is None:
         scaler.fit(data.X_train)
@@ -281,6 +315,14 @@ def prepare_data(config: RunConfig, scaler_state=None):
     data.X_train, data.X_val = scaler.transform(data.X_train), scaler.transform(data.X_val)
     if data.X_test is not None:
         data.X_test = scaler.transform(data.X_test)
+    if config.features is not None:
+        if data.num_features != 2:
+            raise ChainruleError(f"--features are computed from 2-D points; {config.dataset} "
+                                 f"has {data.num_features} features")
+        for split in ("train", "val", "test"):
+            X = getattr(data, f"X_{split}")
+            if X is not None:
+                setattr(data, f"X_{split}", input_features(X, config.features))
     return data, scaler
 
 
@@ -357,7 +399,7 @@ def _train(config, resume, progress, callbacks, compile, max_memory):
                       epochs=config.epochs, batch_size=config.batch_size,
                       patience=config.patience, seed=config.seed, out_dir=config.out,
                       progress=progress, callbacks=callbacks, config=config.to_dict(),
-                      compile=compile)
+                      compile=compile, l1=config.l1)
     try:
         summary = trainer.fit(data, resume=resume)
     except TrainingDiverged as e:
@@ -425,7 +467,8 @@ def write_pictures(out: Path, model, data, history, scaler=None, config=None,
     written = [plots.plot_curves(history, out / "curves.png", title=title)]
     if diverged:
         return [str(written[0])]
-    if data.num_features == 2:
+    in_the_plane = config is None or config.features in (None, ["x1", "x2"])
+    if data.num_features == 2 and not data.regression and in_the_plane:
         written.append(plots.plot_boundary(lambda X: predict(model, X), data.X_train,
                                            data.y_train, out / "boundary.png",
                                            title=f"{data.name}: decision regions"))
@@ -521,6 +564,15 @@ def read_checkpoint(path) -> tuple[Path, dict]:
     return path, state
 
 
+def data_file(name, checkpoint: Path):
+    """A run's ``--data`` file: as named (relative to here), else the file of that name
+    beside the checkpoint (a run folder, or an export, moved together with its data)."""
+    if name is None or Path(name).exists():
+        return name
+    beside = checkpoint.parent / Path(name).name
+    return str(beside) if beside.exists() else name
+
+
 def evaluate(checkpoint, data_dir=None) -> dict:
     """Re-evaluate the model in ``checkpoint`` (a file: ``model.crk``, ``best.crk``,
     ``checkpoint.crk`` or any checkpoint of a run; a folder: its ``model.crk``) on every
@@ -529,6 +581,7 @@ def evaluate(checkpoint, data_dir=None) -> dict:
     config = config_of(state, path)
     if data_dir is not None:
         config.data_dir = data_dir
+    config.data = data_file(config.data, path)
     config = config.resolved()
     try:
         data, _ = prepare_data(config, state.get("scaler"))

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Standardize
+from .data import Standardize, input_features
 from .engine import no_grad
 from .errors import ChainruleError, ShapeError
 from .experiment import RunConfig, build_model, config_of, read_checkpoint, run_training
+from .train import REGRESSION_LOSSES
 
 
 class Run:
@@ -43,20 +44,24 @@ class Run:
         self.model.eval()
 
     def scores(self, X) -> np.ndarray:
-        """Class scores (N, C) for raw features ``X`` (N, D), standardised as in training."""
+        """Class scores (N, C) for raw features ``X`` (N, D), standardised as in training
+        (and turned into the run's input features, if it has them: D is then 2)."""
         X = np.asarray(X, dtype=np.float32)
-        expected = self.model.sizes[0]
+        features = self.config.features
+        expected = 2 if features else self.model.sizes[0]
         if X.ndim == 1 and X.shape[0] == expected:
             X = X[None, :]
         if X.ndim != 2 or X.shape[1] != expected:
             raise ShapeError(f"predict: expected features of shape (N, {expected}), got "
                              f"{X.shape}")
+        X = self.scaler.transform(X)
         with no_grad():
-            return self.model(self.scaler.transform(X)).data
+            return self.model(input_features(X, features) if features else X).data
 
     def predict(self, X) -> np.ndarray:
-        """Class labels (N,) for raw features ``X`` (N, D)."""
-        return self.scores(X).argmax(axis=1)
+        """Class labels (N,) for raw features ``X`` (N, D); a regression's real outputs."""
+        scores = self.scores(X)
+        return scores[:, 0] if self.config.loss in REGRESSION_LOSSES else scores.argmax(axis=1)
 
     def __repr__(self):
         where = f" in {self.path}" if self.path else ""

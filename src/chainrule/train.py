@@ -33,7 +33,15 @@ from .optim.lr_scheduler import ReduceLROnPlateau
 from .serialization import load, save
 from .state_check import check_history, check_like, check_range, check_settings
 
-LOSSES = {"softmax": F.cross_entropy, "svm": F.hinge_loss}
+
+def squared_error(scores, targets):
+    """Mean squared error of a regression: one real output per row, scores (N, 1), targets
+    (N,) (TensorFlow Playground's regression loss, without its factor 1/2)."""
+    return F.mse_loss(scores.reshape(-1), targets)
+
+
+LOSSES = {"softmax": F.cross_entropy, "svm": F.hinge_loss, "mse": squared_error}
+REGRESSION_LOSSES = ("mse",)  # a real-valued target: no accuracy; the loss decides
 CHECKPOINT, BEST = "checkpoint.crk", "best.crk"
 # What may change during a run in an optimizer's or scheduler's state (all else is set
 # by the run's options and must match them on resume).
@@ -73,13 +81,16 @@ class Trainer:
     Args:
         model: a Module mapping features (N, D) to class scores (N, C).
         optimizer: an optimizer over ``model.parameters()``.
-        loss: "softmax" (cross-entropy), "svm" (multiclass hinge) or a callable
+        loss: "softmax" (cross-entropy), "svm" (multiclass hinge), "mse" (regression:
+            one output, real targets, no accuracy) or a callable
             ``loss(scores, labels) -> Tensor``.
         scheduler: a learning-rate scheduler, stepped once per epoch (ReduceLROnPlateau
             with the validation loss).
         reg: lambda of the L2 penalty lambda * sum(W^2) over weights (not biases).
+        l1: lambda of the L1 penalty lambda * sum(|W|) over weights (not biases).
         epochs, batch_size: the length of training and the minibatch size.
-        patience: stop after this many epochs without a better validation accuracy and
+        patience: stop after this many epochs without a better validation accuracy (loss,
+            for a regression) and
             restore the best weights; None trains every epoch and keeps the last weights.
         seed: the seed of the minibatch order.
         out_dir: where checkpoints, ``history.csv`` and ``summary.json`` go (optional).
@@ -100,7 +111,8 @@ class Trainer:
 
     def __init__(self, model, optimizer, loss="softmax", scheduler=None, reg=0.0, epochs=10,
                  batch_size=64, patience=None, seed=0, out_dir=None, progress=None,
-                 callbacks=(), config=None, compile=True, checkpoint_every=None):
+                 callbacks=(), config=None, compile=True, checkpoint_every=None, l1=0.0):
+        self.regression = isinstance(loss, str) and loss in REGRESSION_LOSSES
         if isinstance(loss, str):
             if loss not in LOSSES:
                 raise ArgumentError(f"Trainer: unknown loss {loss!r}; choose one of "
@@ -115,7 +127,9 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = _default_progress() if progress is None else progress
         self.history: list[dict] = []
-        self.best = {"val_accuracy": -1.0, "epoch": 0}
+        self.l1 = l1
+        self.best = ({"val_loss": math.inf, "epoch": 0} if self.regression
+                     else {"val_accuracy": -1.0, "epoch": 0})
         self._best_state = None
         self._bad_epochs, self._seconds = 0, 0.0
         self.compile = compile
@@ -152,6 +166,8 @@ class Trainer:
         loss = self.loss_fn(scores, y)
         if self.reg:
             loss = loss + F.l2_penalty(self.model, self.reg)
+        if self.l1:
+            loss = loss + F.l1_penalty(self.model, self.l1)
         return loss, scores.data
 
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # a NaN loss is reported
@@ -176,14 +192,15 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_step_end(self)
             total_loss += value * len(y)
-            correct += int((scores.argmax(axis=1) == y).sum())
+            if not self.regression:
+                correct += int((scores.argmax(axis=1) == y).sum())
             seen += len(y)
             if bar is not None:
                 bar.update(1)
                 if step % 10 == 0 or step == len(loader):
-                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}",
-                                    refresh=False)
-        return total_loss / seen, correct / seen
+                    shown = {} if self.regression else {"acc": f"{correct / seen:.3f}"}
+                    bar.set_postfix(loss=f"{total_loss / seen:.4f}", **shown, refresh=False)
+        return total_loss / seen, None if self.regression else correct / seen
 
     def _check_finite(self, value, epoch, step, total_loss, correct, seen):
         """Stop with TrainingDiverged when the loss is NaN or infinite, keeping in
@@ -212,7 +229,8 @@ class Trainer:
     @no_grad()
     @np.errstate(over="ignore", invalid="ignore", divide="ignore")  # reported, not warned
     def evaluate(self, X, y, batch_size=2048):
-        """(mean loss, accuracy) of the model in evaluation mode on (X, y)."""
+        """(mean loss, accuracy) of the model in evaluation mode on (X, y); the accuracy is
+        None for a regression."""
         was_training = self.model.training
         self.model.eval()
         total_loss, correct = 0.0, 0
@@ -220,9 +238,10 @@ class Trainer:
             scores = self.model(X[start:start + batch_size])
             labels = y[start:start + batch_size]
             total_loss += self.loss_fn(scores, labels).item() * len(labels)
-            correct += int((scores.data.argmax(axis=1) == labels).sum())
+            if not self.regression:
+                correct += int((scores.data.argmax(axis=1) == labels).sum())
         self.model.train(was_training)
-        return total_loss / len(X), correct / len(X)
+        return total_loss / len(X), None if self.regression else correct / len(X)
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -233,6 +252,7 @@ class Trainer:
         summary. With ``resume``, continue from the checkpoint in ``out_dir``."""
         loader = DataLoader(data.X_train, data.y_train, batch_size=self.batch_size,
                             shuffle=True, seed=self.seed)
+        self.loader = loader  # callbacks may read it (a playground resizes its batches)
         with self.folder_lock():
             return self._fit(data, loader, resume)
 
@@ -278,9 +298,11 @@ class Trainer:
                 record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                           "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr,
                           "seconds": self._seconds}
-                improved = val_acc > self.best["val_accuracy"]
+                improved = (val_loss < self.best["val_loss"] if self.regression
+                            else val_acc > self.best["val_accuracy"])
                 if improved:
-                    self.best = {"val_accuracy": val_acc, "epoch": epoch}
+                    self.best = ({"val_loss": val_loss, "epoch": epoch} if self.regression
+                                 else {"val_accuracy": val_acc, "epoch": epoch})
                     self._best_state = self.model.state_dict()
                 self._bad_epochs = 0 if improved else self._bad_epochs + 1
                 for cb in self.callbacks:
@@ -294,11 +316,14 @@ class Trainer:
                     self._last_checkpoint = time.perf_counter()
                     self._seconds += self._last_checkpoint - writing  # wall time, all told
                 if bar is not None:
-                    bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.3f}",
-                                    val_acc=f"{val_acc:.3f}")
+                    bar.set_postfix(loss=f"{train_loss:.4f}", **(
+                        {"val_loss": f"{val_loss:.4f}"} if self.regression else
+                        {"acc": f"{train_acc:.3f}", "val_acc": f"{val_acc:.3f}"}))
                 elif self.progress == "log":
-                    print(f"epoch {epoch}/{self.epochs}: loss {train_loss:.4f}, accuracy "
-                          f"{train_acc:.1%}, val accuracy {val_acc:.1%}, lr {lr:.3g} "
+                    scores = (f"val loss {val_loss:.4f}" if self.regression else
+                              f"accuracy {train_acc:.1%}, val accuracy {val_acc:.1%}")
+                    print(f"epoch {epoch}/{self.epochs}: loss {train_loss:.4f}, {scores}, "
+                          f"lr {lr:.3g} "
                           f"({self._seconds:.1f} s)", file=sys.stderr, flush=True)
         finally:
             if bar is not None:

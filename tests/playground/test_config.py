@@ -24,6 +24,9 @@ from chainrule.playground.data import MAX_UPLOAD_BYTES, UploadError, parse_csv
     ({"features": []}, "non-empty list"),
     ({"batch_size": True}, "batch_size: expected a whole number"),
     ({"lr_schedule": "plateau", "warmup": 2}, "--warmup cannot be combined"),
+    ({"dataset": "plane"}, "plane is not a classification data set"),
+    ({"problem": "regression", "dataset": "plane"}, "loss: mse (squared error) for a"),
+    ({"problem": "regression", "dataset": "circle", "loss": "mse"}, "circle is not a "),
     ([1, 2], "settings must be a JSON object"),
 ])
 def test_settings_are_checked_strictly(values, message):
@@ -32,20 +35,24 @@ def test_settings_are_checked_strictly(values, message):
     assert message in str(info.value)
 
 
-def test_the_command_has_every_setting_and_says_what_it_cannot_express():
+def test_the_command_has_every_setting():
     config = PlaygroundConfig.parse({"dataset": "spiral", "noise": 0.2, "classes": 3,
                                      "optimizer": "momentum", "regularization": "L2",
                                      "reg_rate": 0.01, "patience": 5})
-    assert config.differences() == []
     assert config.command() == (
         "chainrule train --dataset spiral --hidden 4 2 --activation tanh --loss softmax "
         "--optimizer momentum --lr 0.03 --batch-size 10 --epochs 200 --seed 0 "
         "--momentum 0.9 --reg 0.01 --patience 5 --out runs/playground --quiet")
     other = PlaygroundConfig.parse({"features": ["x1", "x2", "sin(x1)"], "regularization": "L1",
                                     "activations": ["relu", "tanh"], "train_ratio": 70})
-    assert other.differences() == ["a 70% training split (chainrule train: 50%)",
-                                   "input features other than x1, x2",
-                                   "a different activation per layer", "L1 regularization"]
+    assert other.command() == (
+        "chainrule train --data playground-data.csv --hidden 4 2 --activation relu tanh "
+        "--features x1 x2 'sin(x1)' --loss softmax --optimizer adam --lr 0.03 --batch-size 10 "
+        "--epochs 200 --seed 0 --l1 0.001 --out runs/playground --quiet")
+    regression = PlaygroundConfig.parse({"dataset": "plane", "problem": "regression",
+                                         "loss": "mse"})
+    assert "--data playground-data.csv" in regression.command()
+    assert "--loss mse" in regression.command()
 
 
 @pytest.mark.parametrize("text, message", [
@@ -70,13 +77,23 @@ def test_an_upload_with_a_header():
     assert X.shape == (30, 2) and y.tolist()[:4] == [0, 1, 2, 0]
 
 
-def test_a_session_reproduces_chainrule_train_epoch_by_epoch(tmp_path):
+@pytest.mark.parametrize("settings", [
+    {"dataset": "spiral", "noise": 0.2, "classes": 3, "hidden": [8, 8],
+     "activations": ["relu", "relu"], "regularization": "L2", "lr_schedule": "cosine",
+     "dropout": 0.1, "epochs": 12, "lr": 0.01},
+    {"dataset": "gaussians", "classes": 3, "noise": 0.3, "train_ratio": 70,
+     "features": ["x1", "x2", "x1^2", "sin(x2)"], "hidden": [5, 3],
+     "activations": ["elu", "sigmoid"], "regularization": "L1", "reg_rate": 0.003,
+     "optimizer": "nesterov", "lr_schedule": "step", "batch_size": 16, "epochs": 8},
+    {"dataset": "multi-gaussian", "problem": "regression", "loss": "mse", "noise": 0.1,
+     "features": ["x1", "x2", "x1*x2"], "hidden": [6], "activations": ["gelu"],
+     "optimizer": "rmsprop", "lr": 0.01, "patience": 3, "epochs": 10},
+], ids=["spiral-l2-cosine-dropout", "gaussians-features-l1-per-layer", "regression"])
+def test_a_session_reproduces_chainrule_train_epoch_by_epoch(tmp_path, settings,
+                                                             monkeypatch):
     from chainrule.playground.session import Session
 
-    config = PlaygroundConfig.parse({
-        "dataset": "spiral", "noise": 0.2, "classes": 3, "hidden": [8, 8],
-        "activations": ["relu", "relu"], "regularization": "L2", "lr_schedule": "cosine",
-        "dropout": 0.1, "epochs": 12, "lr": 0.01})
+    config = PlaygroundConfig.parse(settings)
     session = Session(config)
     session.epochs_per_second = 0
     try:
@@ -86,13 +103,48 @@ def test_a_session_reproduces_chainrule_train_epoch_by_epoch(tmp_path):
             assert time.monotonic() < deadline, "the session did not finish in 60 s"
             time.sleep(0.02)
         ours = session.trainer.history
+        (tmp_path / "playground-data.csv").write_text(session.data_csv())
     finally:
         session.stop()
-    out = tmp_path / "run"
-    assert main(shlex.split(config.command(str(out)))[1:]) == 0
-    with open(out / "history.csv") as f:
+    monkeypatch.chdir(tmp_path)  # where the command finds the exported data file
+    command = shlex.split(config.command("run"))
+    assert ("--data" in command) == (config.dataset != "spiral")
+    assert main(command[1:]) == 0
+    with open(tmp_path / "run" / "history.csv") as f:
         theirs = list(csv.DictReader(f))
-    assert len(theirs) == len(ours) == 12
+    assert len(theirs) == len(ours) and len(ours) >= 4
     for a, b in zip(ours, theirs):
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
-            assert repr(a[key]) == b[key], (key, a["epoch"])
+            assert ("" if a[key] is None else repr(a[key])) == b[key], (key, a["epoch"])
+
+
+def test_the_exported_checkpoint_is_a_run_that_load_run_and_evaluate_read(tmp_path):
+    import chainrule as cr
+    from chainrule.experiment import evaluate
+    from chainrule.playground.session import Session
+
+    config = PlaygroundConfig.parse({
+        "dataset": "gaussians", "classes": 3, "features": ["x1", "x2", "x1*x2", "sin(x1)"],
+        "hidden": [5, 3], "activations": ["relu", "tanh"], "regularization": "L1",
+        "epochs": 3})
+    session = Session(config)
+    session.epochs_per_second = 0
+    try:
+        session.play()
+        deadline = time.monotonic() + 60
+        while not session.finished:
+            assert time.monotonic() < deadline, "the session did not finish in 60 s"
+            time.sleep(0.02)
+        (tmp_path / "playground.crk").write_bytes(session.checkpoint_bytes())
+        (tmp_path / "playground-data.csv").write_text(session.data_csv())
+        last = session.trainer.history[-1]
+        with cr.no_grad():
+            session.model.eval()
+            expected = session.model(cr.tensor(session.data.X_val)).data.argmax(axis=1)
+    finally:
+        session.stop()
+    run = cr.load_run(tmp_path / "playground.crk")  # raw points in, the run's features inside
+    assert (run.predict(session.raw_test) == expected).all()
+    results = evaluate(tmp_path / "playground.crk")  # from anywhere: the data file is beside it
+    assert results["val"]["accuracy"] == last["val_accuracy"]
+    assert results["val"]["loss"] == pytest.approx(last["val_loss"], rel=1e-6)

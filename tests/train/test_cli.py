@@ -20,7 +20,7 @@ from chainrule.experiment import OPTIMIZERS, SCHEDULES, RunConfig, build_model
 from chainrule.experiment import train as run_experiment
 from chainrule.nn import ACTIVATIONS, Linear
 from chainrule.serialization import load
-from chainrule.train import LOSSES, Callback
+from chainrule.train import LOSSES, REGRESSION_LOSSES, Callback
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -138,7 +138,7 @@ def test_several_hidden_sizes_give_a_deeper_net(capsys, tmp_path):
     [("--optimizer", name) for name in OPTIMIZERS]
     + [("--lr-schedule", name) for name in SCHEDULES]
     + [("--activation", name) for name in ACTIVATIONS]
-    + [("--loss", name) for name in LOSSES],
+    + [("--loss", name) for name in LOSSES if name not in REGRESSION_LOSSES],
     ids=lambda option: f"{option[0][2:]}={option[1]}")
 def test_every_choice_trains_two_epochs_on_spiral(capsys, option):
     code, out, err = main(capsys, "train", "--dataset", "spiral", "--epochs", "2", "--quiet",
@@ -375,3 +375,65 @@ def test_all_checkpoints_of_a_run_load_without_pickle(spiral_run):
         assert isinstance(state, dict)
         arrays = [v for v in state["model"].values()]
         assert all(isinstance(a, np.ndarray) and a.dtype != object for a in arrays)
+
+
+# ----- own points, input features, L1, an activation per layer, regression -------------------
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "xor", "--data", "p.csv"], "give it or --dataset, not both"),
+    (["--dataset", "circles", "--loss", "mse"], "--loss mse is a regression loss"),
+    (["--dataset", "digits", "--features", "x1", "x2^2"], "computed from 2-D points"),
+    (["--dataset", "xor", "--hidden", "4", "--activation", "relu", "tanh"],
+     "2 names for 1 hidden layers"),
+    (["--dataset", "xor", "--l1", "-0.1"], "--l1 must not be negative"),
+    (["--data", "missing.csv"], "--data missing.csv: no such file"),
+    (["--data", "bad.csv"], "--data bad.csv: line 2: the split 'test' is not train or val"),
+])
+def test_new_options_refuse_bad_input_in_one_line(capsys, tmp_path, monkeypatch, argv,
+                                                  message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.csv").write_text("x1,x2,label,split\n0,0,0,test\n")
+    code, out, err = main(capsys, "train", *argv, "--epochs", "1", "--quiet", "--out", "r")
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_own_points_with_features_l1_and_an_activation_per_layer(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    rows = [f"{a!r},{b!r},{int(a * b > 0)},{'val' if k % 4 == 0 else 'train'}"
+            for k, (a, b) in enumerate(X.tolist())]
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    code, _, err = main(capsys, "train", "--data", tmp_path / "p.csv", "--features", "x1",
+                        "x2", "x1*x2", "--hidden", "5", "3", "--activation", "relu", "tanh",
+                        "--l1", "0.001", "--epochs", "30", "--quiet", "--out", out)
+    assert code == 0, err
+    summary = read_json(out / "summary.json")
+    assert summary["val_accuracy"] > 0.9  # x1*x2 is the answer: one feature away
+    model = load(out / "model.crk")
+    assert model["model"]["0.weight"].shape == (5, 3)  # three input features
+    assert model["config"]["activation"] == ["relu", "tanh"]
+    layers = [type(m).__name__ for m in build_model(RunConfig.from_dict(model["config"]),
+                                                    3, 2)]
+    assert layers == ["Linear", "ReLU", "Linear", "Tanh", "Linear"]
+    with open(out / "history.csv") as f:
+        assert len(f.readlines()) == 31  # 150 training rows, 50 validation rows
+    code, printed, _ = main(capsys, "evaluate", "--checkpoint", out)
+    assert json.loads(printed)["val"]["accuracy"] == summary["val_accuracy"]
+
+
+def test_a_regression_on_own_points(capsys, tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, size=(150, 2))
+    (tmp_path / "h.csv").write_text("".join(f"{a!r},{b!r},{a + 2 * b!r}\n"
+                                            for a, b in X.tolist()))
+    out = tmp_path / "run"
+    code, printed, err = main(capsys, "train", "--data", tmp_path / "h.csv", "--loss", "mse",
+                              "--hidden", "8", "--epochs", "40", "--quiet", "--out", out)
+    assert code == 0, err
+    assert "val_loss" in printed and "accuracy" not in printed
+    summary = read_json(out / "summary.json")
+    assert summary["val_accuracy"] is None and summary["val_loss"] < 0.05
+    import chainrule as cr
+
+    run = cr.load_run(out)
+    assert run.predict([[0.5, 0.25]]) == pytest.approx([1.0], abs=0.3)

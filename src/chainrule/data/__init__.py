@@ -11,6 +11,7 @@ from .cifar import cifar10, read_batch
 from .datasets import Dataset, digits, iris
 from .idx import fashion_mnist, mnist, read_idx
 from .loader import DataLoader, Standardize, train_val_split
+from .plane import input_features, points_dataset
 from .toys import circles, moons, spiral, xor
 
 __all__ = [
@@ -22,10 +23,12 @@ __all__ = [
     "cifar10",
     "digits",
     "fashion_mnist",
+    "input_features",
     "iris",
     "load_dataset",
     "mnist",
     "moons",
+    "points_dataset",
     "read_batch",
     "read_idx",
     "spiral",

@@ -29,7 +29,8 @@ class Dataset:
     when the data set has no test split. ``image_shape`` is the shape one row reshapes to
     for images, e.g. (8, 8) for digits, (28, 28) for MNIST, (3, 32, 32) for CIFAR-10
     (channel-major), and None for data that are not images. Inputs are converted to these
-    dtypes on construction.
+    dtypes on construction. With ``regression`` the ``y_*`` are real targets (float32,
+    shape (N,)) and ``num_classes`` is 1: the model's one output.
     """
 
     name: str
@@ -41,6 +42,7 @@ class Dataset:
     y_test: np.ndarray | None
     num_classes: int
     image_shape: tuple[int, ...] | None = None
+    regression: bool = False
 
     def __post_init__(self) -> None:
         self.num_classes = int(self.num_classes)
@@ -51,7 +53,7 @@ class Dataset:
             if X is None:
                 continue
             X = np.asarray(X, dtype=np.float32)
-            y = np.asarray(y, dtype=np.int64)
+            y = np.asarray(y, dtype=np.float32 if self.regression else np.int64)
             if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
                 raise ShapeError(
                     f"{split} split must be X of shape (N, D) and y of shape (N,), "
@@ -62,7 +64,7 @@ class Dataset:
                     f"{split} split has {X.shape[1]} features but the training split has "
                     f"{np.shape(self.X_train)[1]}"
                 )
-            if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
+            if not self.regression and len(y) and (y.min() < 0 or y.max() >= self.num_classes):
                 raise DataError(
                     f"{split} labels must lie in range({self.num_classes}), "
                     f"found {y.min()}..{y.max()}"

@@ -33,6 +33,12 @@ def export_run(run, out, format="onnx") -> Path:
     if format == "onnx":
         from .onnx import to_onnx
 
+        if config.features is not None:
+            names = ", ".join(config.features)
+            raise CheckpointError(f"export: the run's input features ({names}) are "
+                                  "computed outside the model, so an ONNX file of it "
+                                  "would take the wrong inputs; export it as safetensors")
+
         return to_onnx(model, out, scaler=scaler)
     from .safetensors import save_safetensors
 

@@ -218,7 +218,8 @@ class MLP(Sequential):
     ``MLP(2, [100], 3)`` is the lecture's 2-layer net f = W2 max(0, W1 x);
     ``MLP(D, [H1, H2], C)`` its 3-layer net; ``activation=None`` gives a purely linear
     stack, which collapses to a single matrix W = W2 W1. ``activation`` is a name from
-    ``ACTIVATIONS`` or a Module class. ``seed`` (int or Generator) fixes the weights.
+    ``ACTIVATIONS`` or a Module class, or a list of them, one per hidden layer. ``seed``
+    (int or Generator) fixes the weights.
     Shapes: (N, in_features) -> (N, out_features).
     """
 
@@ -229,18 +230,24 @@ class MLP(Sequential):
             raise ArgumentError(f"MLP: hidden_sizes is a list of layer sizes; for one hidden "
                                  f"layer write [{hidden_sizes}]")
         hidden = [] if hidden_sizes is None else list(hidden_sizes)
-        if isinstance(activation, str):
-            if activation not in ACTIVATIONS:
-                raise ArgumentError(f"MLP: unknown activation {activation!r}; choose one of "
-                                     + ", ".join(ACTIVATIONS))
-            activation = ACTIVATIONS[activation]
+        per_layer = (list(activation) if isinstance(activation, list | tuple)
+                     else [activation] * len(hidden))
+        if len(per_layer) != len(hidden):
+            raise ArgumentError(f"MLP: {len(per_layer)} activations for {len(hidden)} hidden "
+                                "layers; give one per hidden layer (or one name for all)")
+        for k, name in enumerate(per_layer):
+            if isinstance(name, str):
+                if name not in ACTIVATIONS:
+                    raise ArgumentError(f"MLP: unknown activation {name!r}; choose one of "
+                                         + ", ".join(ACTIVATIONS))
+                per_layer[k] = ACTIVATIONS[name]
         sizes = [in_features, *hidden, out_features]
         layers = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(Linear(n_in, n_out, dtype=dtype, generator=rng))
             if i < len(hidden):
-                if activation is not None:
-                    layers.append(activation())
+                if per_layer[i] is not None:
+                    layers.append(per_layer[i]())
                 if dropout:  # its own generator, drawn from the model's seed
                     layers.append(Dropout(dropout, seed=int(rng.integers(2**63))))
         super().__init__(*layers)

@@ -3,8 +3,10 @@
 A page opens ``/ws`` and sends its settings; the server starts a ``Session`` (training
 in a thread with the real engine) and streams frames to the page while it trains, at
 most 20 a second, only when something changed. The page's buttons are messages on the
-same socket. A session ends when its page closes, or after ``idle_timeout`` seconds
-without a message from it, and everything it held is let go.
+same socket. New settings that only change how the network trains (the session's
+``LIVE`` ones) take hold in the running session; others start a new one. A session
+ends when its page closes, or after ``idle_timeout`` seconds without a message from
+it, and everything it held is let go.
 
 Nothing the user types is evaluated: messages are JSON with a fixed set of types, and
 settings go through ``PlaygroundConfig.parse``. Messages are capped in size
@@ -18,7 +20,7 @@ import json
 from importlib import resources
 
 from ..errors import ChainruleError
-from .config import ConfigError, PlaygroundConfig
+from .config import DATA_FILE, ConfigError, PlaygroundConfig
 from .data import MAX_UPLOAD_BYTES, parse_csv
 from .session import Session
 
@@ -70,13 +72,20 @@ def create_app(idle_timeout: float = 900.0):
             session = _session(request)
         except ChainruleError as e:
             return JSONResponse({"error": str(e)}, status_code=404)
-        differences = session.differences()
+        info = session.export_info()
         return JSONResponse({
             "run_config": session.config.run_config("runs/playground").to_dict(),
-            "playground": session.config.to_dict(),
-            "command": session.config.command(),
-            "reproduces": not differences, "differences": differences,
+            "playground": session.config.to_dict(), **info,
+            "reproduces": not info["differences"],
         }, headers={"Content-Disposition": 'attachment; filename="run_config.json"'})
+
+    async def export_data(request):
+        try:
+            session = _session(request)
+        except ChainruleError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        return Response(session.data_csv(), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{DATA_FILE}"'})
 
     async def export_checkpoint(request):
         try:
@@ -115,6 +124,7 @@ def create_app(idle_timeout: float = 900.0):
         Route("/player/{sid}/{layer}/{neuron}", player),
         Route("/export/{sid}/config", export_config),
         Route("/export/{sid}/checkpoint", export_checkpoint),
+        Route("/export/{sid}/data", export_data),
         WebSocketRoute("/ws", socket),
     ])
     app.state.sessions = sessions
@@ -136,14 +146,21 @@ async def _handle(ws, state, text, sessions):
         session = state["session"]
         if kind == "config":
             config = PlaygroundConfig.parse(message.get("config"))
-            if message.get("play") is not None and not isinstance(message["play"], bool):
-                raise ConfigError("play must be true or false")
-            await _start(ws, state, config, sessions, play=bool(message.get("play")))
+            for flag in ("play", "reset"):
+                if message.get(flag) is not None and not isinstance(message[flag], bool):
+                    raise ConfigError(f"{flag} must be true or false")
+            if (session is not None and not message.get("reset")
+                    and await asyncio.to_thread(session.change_live, config)):
+                await ws.send_json({"type": "changed", **session.export_info()})
+            else:
+                await _start(ws, state, config, sessions, play=bool(message.get("play")))
         elif kind == "upload":
-            X, y = parse_csv(message.get("text"))
+            if message.get("problem", "classification") not in ("classification", "regression"):
+                raise ConfigError("problem: classification or regression")
+            X, y = parse_csv(message.get("text"), message.get("problem") == "regression")
             state["upload"] = (X, y)
             await ws.send_json({"type": "uploaded", "rows": len(y),
-                                "classes": int(y.max()) + 1})
+                                "classes": 1 if y.dtype.kind == "f" else int(y.max()) + 1})
         elif session is None:
             raise ConfigError("send the settings first")
         elif kind in ("play", "pause"):
@@ -154,7 +171,7 @@ async def _handle(ws, state, text, sessions):
             await asyncio.to_thread(session.edit_weight, _int(message.get("layer")),
                                     _int(message.get("row")), _int(message.get("col")),
                                     _float(message.get("value")))
-            await ws.send_json({"type": "differences", "differences": session.differences()})
+            await ws.send_json({"type": "changed", **session.export_info()})
         elif kind == "speed":
             state["speed"] = _float(message.get("epochs_per_second"))
             if not 0 <= state["speed"] <= 1000:

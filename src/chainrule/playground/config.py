@@ -3,9 +3,10 @@
 A page sends its settings as JSON (and keeps them in its URL); ``PlaygroundConfig.parse``
 accepts only known keys with values of the right type inside fixed ranges, so nothing a
 user types is ever evaluated or trusted. ``run_config()`` is the same run as a
-``RunConfig``, and ``command()`` the ``chainrule train`` command line that reproduces it:
-exactly when the settings are ones ``chainrule train`` has (``differences()`` says which
-are not).
+``RunConfig``, and ``command()`` the ``chainrule train`` command line that reproduces
+every number of it: the data sets ``chainrule train`` generates by name, any other data
+(other noise, another split, gaussians, the regression sets, an upload) through
+``--data`` and the CSV file the playground exports beside the command.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from ..experiment import OPTIMIZERS, SCHEDULES, RunConfig
 from ..nn import ACTIVATIONS
 from ..train import LOSSES
 
-DATASETS = ("circle", "xor", "gaussians", "spiral", "moons", "upload")
+DATASETS = ("circle", "xor", "gaussians", "spiral", "moons", "plane", "multi-gaussian",
+            "upload")
+PROBLEMS = ("classification", "regression")
+REGRESSION_DATASETS = ("plane", "multi-gaussian")  # TensorFlow Playground's regression sets
+DATA_FILE = "playground-data.csv"  # the exported points, as the command names them
 # Playground names of the data sets ``chainrule train`` generates, and their settings there.
 CATALOG = {"circle": "circles", "xor": "xor", "spiral": "spiral", "moons": "moons"}
 CATALOG_NOISE = {"circle": 0.05, "xor": 0.1, "spiral": 0.2, "moons": 0.1}
@@ -35,6 +40,7 @@ class PlaygroundConfig:
     with 2 hidden layers of 4 and 2 tanh neurons, trained by chainrule's Adam."""
 
     dataset: str = "circle"
+    problem: str = "classification"  # or "regression": one real output, squared error
     noise: float = 0.05
     train_ratio: int = 50  # percent of the points used for training; the rest is the test set
     classes: int = 2  # spiral and gaussians
@@ -73,6 +79,13 @@ class PlaygroundConfig:
 
     def check(self):
         _choice("dataset", self.dataset, DATASETS)
+        _choice("problem", self.problem, PROBLEMS)
+        regression = self.problem == "regression"
+        if self.dataset != "upload" and (self.dataset in REGRESSION_DATASETS) != regression:
+            raise ConfigError(f"dataset: {self.dataset} is not a {self.problem} data set")
+        if (self.loss == "mse") != regression:
+            raise ConfigError("loss: mse (squared error) for a regression, softmax or svm "
+                              "for classes")
         _number("noise", self.noise, 0.0, 1.0)
         _integer("train_ratio", self.train_ratio, 10, 90)
         _integer("classes", self.classes, 2, 6)
@@ -120,17 +133,23 @@ class PlaygroundConfig:
         """Classes of a generated data set (spiral and gaussians take ``classes``)."""
         return self.classes if self.dataset in ("spiral", "gaussians") else 2
 
-    def run_config(self, out: str | None = None) -> RunConfig:
-        """This run as a ``RunConfig`` (the settings ``chainrule train`` has)."""
+    def run_config(self, out: str | None = None, data: str = DATA_FILE) -> RunConfig:
+        """This run as a ``RunConfig``; the points are read from the file ``data`` unless
+        they are a data set ``chainrule train`` generates by name."""
         l2 = self.reg_rate if self.regularization == "L2" else 0.0
+        l1 = self.reg_rate if self.regularization == "L1" else 0.0
+        catalog = self.catalog_data()
+        activation = (self.activations[0] if len(set(self.activations)) == 1
+                      else list(self.activations)) if self.activations else "relu"
         return RunConfig(
-            dataset=CATALOG.get(self.dataset, self.dataset), hidden=list(self.hidden),
-            activation=self.activations[0] if self.activations else "relu",
-            dropout=float(self.dropout), loss=self.loss, optimizer=self.optimizer,
-            lr=float(self.lr), momentum=float(self.momentum),
-            weight_decay=float(self.weight_decay), reg=float(l2),
+            dataset=CATALOG[self.dataset] if catalog else "csv", hidden=list(self.hidden),
+            activation=activation, dropout=float(self.dropout), loss=self.loss,
+            optimizer=self.optimizer, lr=float(self.lr), momentum=float(self.momentum),
+            weight_decay=float(self.weight_decay), reg=float(l2), l1=float(l1),
             lr_schedule=self.lr_schedule, warmup=self.warmup, epochs=self.epochs,
-            batch_size=self.batch_size, patience=self.patience, seed=self.seed, out=out)
+            batch_size=self.batch_size, patience=self.patience, seed=self.seed, out=out,
+            data=None if catalog else data,
+            features=None if self.features == ["x1", "x2"] else list(self.features))
 
     def catalog_data(self) -> bool:
         """Whether the data are those ``chainrule train`` generates for the data set."""
@@ -139,44 +158,26 @@ class PlaygroundConfig:
                 and self.num_classes == CATALOG_CLASSES[self.dataset]
                 and self.train_ratio == 50)
 
-    def differences(self) -> list[str]:
-        """Settings ``chainrule train`` has no option for; empty when ``command()``
-        reproduces the playground's numbers exactly."""
-        out = []
-        if self.dataset not in CATALOG:
-            out.append(f"the {self.dataset} data set")
-        else:
-            if abs(self.noise - CATALOG_NOISE[self.dataset]) > 1e-12:
-                out.append(f"noise {self.noise} (chainrule train uses "
-                           f"{CATALOG_NOISE[self.dataset]})")
-            if self.num_classes != CATALOG_CLASSES[self.dataset]:
-                out.append(f"{self.classes} classes (chainrule train: "
-                           f"{CATALOG_CLASSES[self.dataset]})")
-            if self.train_ratio != 50:
-                out.append(f"a {self.train_ratio}% training split (chainrule train: 50%)")
-        if self.features != ["x1", "x2"]:
-            out.append("input features other than x1, x2")
-        if len(set(self.activations)) > 1:
-            out.append("a different activation per layer")
-        if self.regularization == "L1":
-            out.append("L1 regularization")
-        return out
-
-    def command(self, out: str = "runs/playground") -> str | None:
-        """The ``chainrule train`` command line of this run; None for a data set that
-        command does not have (gaussians, an upload)."""
-        if self.dataset not in CATALOG:
-            return None
-        c = self.run_config(out)
-        parts = ["chainrule", "train", "--dataset", c.dataset,
-                 "--hidden", *([str(h) for h in c.hidden] or ["none"]),
-                 "--activation", c.activation, "--loss", c.loss, "--optimizer", c.optimizer,
-                 "--lr", repr(c.lr), "--batch-size", str(c.batch_size),
-                 "--epochs", str(c.epochs), "--seed", str(c.seed)]
+    def command(self, out: str = "runs/playground", data: str = DATA_FILE) -> str:
+        """The ``chainrule train`` command line that reproduces this run (its points in
+        the file ``data`` unless the data set is one the command generates)."""
+        c = self.run_config(out, data)
+        source = ["--data", c.data] if c.data is not None else ["--dataset", c.dataset]
+        activations = c.activation if isinstance(c.activation, list) else [c.activation]
+        parts = ["chainrule", "train", *source,
+                 "--hidden", *([str(h) for h in c.hidden] or ["none"])]
+        if c.hidden:
+            parts += ["--activation", *activations]
+        if c.features is not None:
+            parts += ["--features", *c.features]
+        parts += ["--loss", c.loss, "--optimizer", c.optimizer, "--lr", repr(c.lr),
+                  "--batch-size", str(c.batch_size), "--epochs", str(c.epochs),
+                  "--seed", str(c.seed)]
         if c.optimizer in ("momentum", "nesterov"):
             parts += ["--momentum", repr(c.momentum)]
         for flag, value, default in (("--weight-decay", c.weight_decay, 0.0),
-                                     ("--reg", c.reg, 0.0), ("--dropout", c.dropout, 0.0)):
+                                     ("--reg", c.reg, 0.0), ("--l1", c.l1, 0.0),
+                                     ("--dropout", c.dropout, 0.0)):
             if value != default:
                 parts += [flag, repr(value)]
         if c.lr_schedule != "none":

@@ -3,7 +3,7 @@
 For the first training point, the neuron's inputs x1..xn (the previous layer's outputs,
 or the input features) are constants, its weights w1..wn and bias b leaves, and its
 output a = activation(w1 x1 + ... + wn xn + b) (the output layer has no activation: a
-class score). The numbers are the model's at this moment.
+class score, or a regression's value). The numbers are the model's at this moment.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def neuron_player(session, layer: int, neuron: int) -> str:
             z = w * x + z
         return activation(z) if activation is not None else z
 
-    kind = type(activation).__name__ if activation is not None else "score (no activation)"
+    output = "the output value" if session.regression else "a class score"
+    kind = (type(activation).__name__ if activation is not None
+            else f"{output} (no activation)")
     title = (f"layer {layer + 1}, neuron {neuron + 1}: {kind} of w.x + b, on the first "
              "training point")
     return player(build(), recompute=build, title=title)

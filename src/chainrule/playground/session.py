@@ -1,18 +1,20 @@
 """One playground session: a network trained by chainrule's own ``Trainer`` in a thread.
 
 The run is built exactly as ``chainrule train`` builds it (``experiment.build_model``,
-``build_optimizer``, ``build_scheduler`` and ``Trainer``), so when the settings are ones
-the command has, the exported command reproduces every number. A ``Callback`` is the
-session's hand inside the loop: at the start and after each epoch it publishes a frame
-(losses, accuracy, weights, the gradients of the last step, every neuron's output over
-the plane), obeys play / pause / step, applies weights edited by hand, and runs the
-requests of the page (exports, the player of a neuron) while the model holds still.
+``build_optimizer``, ``build_scheduler`` and ``Trainer``), so the exported command
+reproduces every number. A ``Callback`` is the session's hand inside the loop: at the
+start and after each epoch it publishes a frame (losses, accuracy, weights, the
+gradients of the last step, every neuron's output over the plane), obeys play / pause /
+step, applies weights edited by hand and settings changed while training (``LIVE``),
+and runs the requests of the page (exports, the player of a neuron) while the model
+holds still.
 """
 
 from __future__ import annotations
 
 import base64
 import concurrent.futures
+import dataclasses
 import os
 import queue
 import secrets
@@ -26,16 +28,19 @@ from .. import nn
 from ..engine import no_grad
 from ..errors import ChainruleError
 from ..experiment import build_model, build_optimizer, build_scheduler
-from ..nn import functional as F
 from ..serialization import save
 from ..tensor import tensor
-from ..train import LOSSES, Callback, Trainer
-from .config import PlaygroundConfig
-from .data import features, make_dataset
+from ..train import Callback, Trainer
+from .config import DATA_FILE, PlaygroundConfig
+from .data import data_csv, features, make_dataset
 
 GRID = 40  # heatmaps are GRID x GRID samples of the plane
 FRAME_INTERVAL = 0.05  # seconds between frames while training runs (20 a second at most)
 HISTORY_POINTS = 400  # loss curves are sent with at most this many points
+# Settings that change the running network's training without a restart, as in
+# TensorFlow Playground; any other change (data, architecture, seed) starts again.
+LIVE = ("lr", "regularization", "reg_rate", "batch_size", "optimizer", "momentum",
+        "weight_decay", "lr_schedule", "warmup")
 
 
 class _Stop(Exception):
@@ -43,19 +48,8 @@ class _Stop(Exception):
 
 
 def build_network(config: PlaygroundConfig, num_features: int, num_classes: int):
-    """``experiment.build_model``'s MLP (same weights for the same seed), with each hidden
-    layer's activation as chosen."""
-    run = config.run_config().resolved()
-    model = build_model(run, num_features, num_classes)
-    if len(set(config.activations)) <= 1:
-        return model
-    modules, layer = [], 0
-    for m in model:
-        if isinstance(m, nn.ACTIVATIONS[run.activation]) and layer < len(config.activations):
-            m = nn.ACTIVATIONS[config.activations[layer]]()
-            layer += 1
-        modules.append(m)
-    return nn.Sequential(*modules)
+    """``experiment.build_model``'s MLP: the weights ``chainrule train`` starts from."""
+    return build_model(config.run_config().resolved(), num_features, num_classes)
 
 
 class Session(Callback):
@@ -65,6 +59,7 @@ class Session(Callback):
         self.id = secrets.token_urlsafe(12)
         self.config, self.upload = config, upload
         self.edited = False
+        self.live_changes: list[str] = []  # settings changed while it trained
         self._requests: queue.Queue = queue.Queue()
         self._playing = False
         self._steps_left = 0
@@ -74,18 +69,12 @@ class Session(Callback):
         run = config.run_config().resolved()
         self.model = build_network(config, self.data.num_features, self.data.num_classes)
         self.optimizer = build_optimizer(run, self.model.parameters())
-        loss = LOSSES[config.loss]
-        if config.regularization == "L1":
-            model, lam, base = self.model, config.reg_rate, loss
-
-            def loss(scores, y):
-                return base(scores, y) + F.l1_penalty(model, lam)
-
-        self.trainer = Trainer(self.model, self.optimizer, loss=loss,
+        self.trainer = Trainer(self.model, self.optimizer, loss=run.loss,
                                scheduler=build_scheduler(run, self.optimizer), reg=run.reg,
-                               epochs=run.epochs, batch_size=run.batch_size,
+                               l1=run.l1, epochs=run.epochs, batch_size=run.batch_size,
                                patience=run.patience, seed=run.seed, progress=False,
                                callbacks=[self])
+        self.regression = self.trainer.regression
         self.epochs_per_second = 20.0  # pace of play, so that training can be watched; 0: no limit
         self._epoch_started = time.monotonic()
         self._grads, self._record = None, None
@@ -102,17 +91,25 @@ class Session(Callback):
         """What does not change while the session runs: data, features, the command."""
         return {
             "type": "session", "id": self.id, "config": self.config.to_dict(),
-            "classes": self.data.num_classes, "extent": self.extent, "grid": GRID,
+            "classes": self.data.num_classes, "regression": self.regression,
+            "extent": self.extent, "grid": GRID,
             "train": {"x": _round(self.raw_train), "y": self.data.y_train.tolist()},
             "test": {"x": _round(self.raw_test), "y": self.data.y_val.tolist()},
             "features": {name: _heat(self._plane[:, k])
                          for k, name in enumerate(self.config.features)},
-            "command": self.config.command(), "differences": self.differences(),
+            **self.export_info(),
         }
 
+    def export_info(self) -> dict:
+        """The command that reproduces the run, whether it needs the data file, and what
+        the command cannot reproduce (hand-edited weights, settings changed while it ran:
+        the command runs with today's settings from the start)."""
+        return {"command": self.config.command(),
+                "data_file": DATA_FILE if self.config.run_config().data else None,
+                "differences": self.differences()}
+
     def differences(self) -> list[str]:
-        out = self.config.differences()
-        return out + (["weights edited by hand"] if self.edited else [])
+        return self.live_changes + (["weights edited by hand"] if self.edited else [])
 
     def _publish(self, force=False):
         now = time.monotonic()
@@ -137,23 +134,20 @@ class Session(Callback):
                 if not isinstance(m, nn.Linear | nn.Dropout) and m is not model[-1]:
                     neurons.append([_heat(h.data[:, j]) for j in range(h.shape[1])])
             scores = h.data.astype(np.float64)
-            probs = np.exp(scores - scores.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            test_pred = model(tensor(self.data.X_val)).data.argmax(axis=1)
+            test_scores = model(tensor(self.data.X_val)).data
         finally:
             model.train(was_training)
-        classes = self.data.num_classes
-        confusion = np.zeros((classes, classes), dtype=np.int64)
-        np.add.at(confusion, (self.data.y_val, test_pred), 1)
+        if self.regression:  # one real value, shown from -1 to 1 as in TensorFlow Playground
+            output, confusion = {"value": _b64(np.round(
+                (np.clip(scores[:, 0], -1, 1) + 1) * 127.5).astype(np.uint8))}, None
+        else:
+            output, confusion = self._classes(scores, test_scores.argmax(axis=1))
         linears = [m for m in model if isinstance(m, nn.Linear)]
         step = max(1, len(history) // HISTORY_POINTS)
         curve = history[::step] + ([history[-1]] if history and (len(history) - 1) % step else [])
         return {
             "type": "frame", "epoch": len(history),
-            "train_loss": history[-1]["train_loss"] if history else None,
-            "test_loss": history[-1]["val_loss"] if history else None,
-            "train_accuracy": history[-1]["train_accuracy"] if history else None,
-            "test_accuracy": history[-1]["val_accuracy"] if history else None,
+            **self._scores(history),
             "lr": self.trainer.current_lr(),
             "curve": {"epoch": [r["epoch"] for r in curve],
                       "train": [r["train_loss"] for r in curve],
@@ -162,14 +156,47 @@ class Session(Callback):
             "biases": [_round(m.bias.data) for m in linears if m.bias is not None],
             "grads": self._grads,
             "neurons": neurons,
-            "output": {"class": _b64(probs.argmax(axis=1).astype(np.uint8)),
-                       "confidence": _b64(np.round(probs.max(axis=1) * 255).astype(np.uint8)),
-                       "p1": _b64(np.round(probs[:, -1] * 255).astype(np.uint8))},
-            "confusion": confusion.tolist(),
+            "output": output, "confusion": confusion,
+            "settings": self._training_settings(),
             "playing": self._playing, "finished": self.finished,
             "stopped_early": bool(self.summary and self.summary.get("stopped_early")),
             "error": self.error, "edited": self.edited,
         }
+
+    def _scores(self, history) -> dict:
+        """The last epoch's losses and accuracies; before the first, the untrained
+        network's (as TensorFlow Playground shows them at step 0)."""
+        if history:
+            last = history[-1]
+        else:
+            (train_loss, train_acc), (val_loss, val_acc) = (
+                self.trainer.evaluate(self.data.X_train, self.data.y_train),
+                self.trainer.evaluate(self.data.X_val, self.data.y_val))
+            last = {"train_loss": train_loss, "val_loss": val_loss,
+                    "train_accuracy": train_acc, "val_accuracy": val_acc}
+        return {"train_loss": last["train_loss"], "test_loss": last["val_loss"],
+                "train_accuracy": last["train_accuracy"], "test_accuracy": last["val_accuracy"]}
+
+    def _training_settings(self) -> dict:
+        """What the training loop uses now, read from its own objects."""
+        trainer, loader = self.trainer, getattr(self.trainer, "loader", None)
+        return {"optimizer": type(trainer.optimizer).__name__,
+                "schedule": type(trainer.scheduler).__name__ if trainer.scheduler else None,
+                "batch_size": loader.batch_size if loader else trainer.batch_size,
+                "l2": trainer.reg, "l1": trainer.l1}
+
+    def _classes(self, scores, test_pred):
+        """The output heatmaps (class, confidence, probability of the last class) and the
+        confusion matrix of the test points."""
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        classes = self.data.num_classes
+        confusion = np.zeros((classes, classes), dtype=np.int64)
+        np.add.at(confusion, (self.data.y_val, test_pred), 1)
+        return ({"class": _b64(probs.argmax(axis=1).astype(np.uint8)),
+                 "confidence": _b64(np.round(probs.max(axis=1) * 255).astype(np.uint8)),
+                 "p1": _b64(np.round(probs[:, -1] * 255).astype(np.uint8))},
+                confusion.tolist())
 
     def _plane_inputs(self) -> np.ndarray:
         x0, x1, y0, y1 = self.extent
@@ -303,7 +330,8 @@ class Session(Callback):
         self.call(edit)
 
     def checkpoint_bytes(self) -> bytes:
-        """The model as a chainrule checkpoint file (``cr.load`` reads it)."""
+        """The model as a run's ``model.crk``: ``chainrule evaluate --checkpoint`` and
+        ``cr.load_run`` read it (with the data file beside it, when the run needs one)."""
         def write():
             fd, path = tempfile.mkstemp(suffix=".crk")
             os.close(fd)
@@ -317,6 +345,51 @@ class Session(Callback):
             finally:
                 os.unlink(path)
         return self.call(write)
+
+    def data_csv(self) -> str:
+        """The session's points as the CSV the exported command reads (``--data``)."""
+        return data_csv(self.data, self.raw_train, self.raw_test)
+
+    def change_live(self, config: PlaygroundConfig) -> bool:
+        """Apply ``config`` to the network while it trains, if it differs from the
+        current settings only in ``LIVE`` ones and training has begun; returns whether
+        it did (otherwise the caller starts a new session: before the first epoch that
+        is the same and keeps the run reproducible)."""
+        changed = [f.name for f in dataclasses.fields(config)
+                   if getattr(config, f.name) != getattr(self.config, f.name)]
+        if not changed or any(name not in LIVE for name in changed):
+            return False
+        if self.finished or not self._thread.is_alive():
+            return False
+
+        def apply():
+            if not self.trainer.history:
+                return False
+            self._apply(config, changed)
+            return True
+        return self.call(apply)
+
+    def _apply(self, config: PlaygroundConfig, changed: list[str]):
+        """In the training thread, between epochs: the new settings take hold."""
+        run = config.run_config().resolved()
+        trainer, epoch = self.trainer, len(self.trainer.history)
+        trainer.reg, trainer.l1 = run.reg, run.l1
+        trainer.batch_size = trainer.loader.batch_size = run.batch_size
+        if {"optimizer", "momentum", "weight_decay"} & set(changed):  # a new rule, its
+            self.optimizer = trainer.optimizer = build_optimizer(run, self.model.parameters())
+        if {"optimizer", "momentum", "weight_decay", "lr", "lr_schedule", "warmup"} & set(
+                changed):  # the schedule starts again, from the new rate, over what is left
+            for group in self.optimizer.param_groups:
+                group.pop("initial_lr", None)
+                group["lr"] = run.lr
+            remaining = dataclasses.replace(run, schedule_epochs=max(run.epochs - epoch, 1))
+            trainer.scheduler = build_scheduler(remaining, self.optimizer)
+        words = {"lr": "learning rate", "reg_rate": "regularization rate",
+                 "batch_size": "batch size", "lr_schedule": "schedule"}
+        self.live_changes.append(f"after epoch {epoch}: " + ", ".join(
+            f"{words.get(k, k.replace('_', ' '))} {getattr(config, k)}" for k in changed))
+        self.config = config
+        self._publish(force=True)
 
     def neuron_player(self, layer: int, neuron: int) -> str:
         """The player page of one neuron's operations on the first training point."""

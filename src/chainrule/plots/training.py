@@ -24,6 +24,11 @@ def _draw_metric(ax, epochs, history, metric, fraction=False):
         ax.set_yscale("log")  # a loss that exploded would flatten everything else
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
+    if not ax.get_legend_handles_labels()[0]:  # e.g. the accuracy of a regression
+        why = " (a regression has none)" if metric == "accuracy" else ""
+        ax.text(0.5, 0.5, f"no {metric} recorded{why}", ha="center", va="center",
+                transform=ax.transAxes, color="0.4")
+        return
     ax.legend()
     if fraction:
         from matplotlib.ticker import PercentFormatter

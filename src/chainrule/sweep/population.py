@@ -52,6 +52,8 @@ def population_key(config: RunConfig):
     """What trials must share to be trained together (None: train this one alone)."""
     if config.dropout or config.lr_schedule == "plateau":
         return None
+    if config.l1 or config.loss not in MEMBER_LOSSES or isinstance(config.activation, list):
+        return None  # an L1 term, a regression, an activation per layer: trained alone
     values = config.to_dict()
     return json.dumps({k: v for k, v in values.items()
                        if k not in MEMBER_OPTIONS and k != "out"}, sort_keys=True)

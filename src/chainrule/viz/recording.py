@@ -33,13 +33,15 @@ MAX_POINTS = 400
 
 
 class StepRecorder(Callback):
-    """Record the first ``steps`` training steps and write the player to ``path``."""
+    """Record the first ``steps`` training steps and write the player to ``path``;
+    ``regions``: draw the predicted class over the plane of 2-D inputs (not for a
+    regression, nor inputs that are features computed from the points)."""
 
-    def __init__(self, steps: int, path):
+    def __init__(self, steps: int, path, regions: bool = True):
         if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
             raise ChainruleError(f"--record: the number of steps must be from 1 to "
                                  f"{MAX_STEPS}, got {steps}")
-        self.steps, self.path = steps, path
+        self.steps, self.path, self.regions = steps, path, regions
         self.record = {"steps": [], "points": {"x": [], "y": []}}
         self._batch, self._loss, self._graph, self._epoch = None, None, None, 0
         self.written = None
@@ -82,7 +84,8 @@ class StepRecorder(Callback):
                         "gW": _short(m.weight.grad if m.weight.grad is not None
                                      else np.zeros(m.weight.shape))}
                        for k, m in enumerate(self._linears)],
-            "regions": self._regions(trainer.model, X) if X.shape[1] == 2 else None,
+            "regions": (self._regions(trainer.model, X) if X.shape[1] == 2 and self.regions
+                        else None),
         })
 
     def on_train_end(self, trainer):
@@ -158,7 +161,9 @@ def callbacks(args) -> list:
     from pathlib import Path
 
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    return [StepRecorder(args.record, Path(args.out) / "player.html")]
+    plane = (getattr(args, "features", None) in (None, ["x1", "x2"])
+             and getattr(args, "loss", None) != "mse")
+    return [StepRecorder(args.record, Path(args.out) / "player.html", regions=plane)]
 
 
 def report(callbacks_) -> list[str]:
