@@ -55,8 +55,8 @@ class Emitter:
         self.lines.append("    " + line)
         self.kernel_count += kernels
 
-    def buffer(self, shape, dtype, prefix="b") -> str:
-        array = np.empty(shape, dtype)
+    def buffer(self, shape, dtype, prefix="b", order="C") -> str:
+        array = np.empty(shape, dtype, order=order)
         self.buffer_bytes += array.nbytes
         return self.bind(array, prefix)
 
@@ -193,7 +193,7 @@ class Program:
             checks.append(f"_module_same({em.bind(module, 'm')}, "
                           f"{em.bind(_module_signature(module), 'g')})")
         if rec.leaves:
-            leaves = tuple((leaf, flag, leaf.data.shape, leaf.data.dtype,
+            leaves = tuple((leaf, flag, leaf.data.shape, leaf.data.dtype, leaf.data.strides,
                             self.layout.data_view(leaf))
                            for leaf, flag in zip(rec.leaves, rec.leaf_flags))
             checks.append(f"_leaves_same({em.bind(leaves, 'g')})")
@@ -337,15 +337,16 @@ def _module_same(module, signature):
 
 def _leaves_same(leaves):
     """Parameters are still trainable (or frozen) as recorded, with arrays of the recorded
-    shape and dtype (for those in flat arrays: still the very views)."""
-    for leaf, requires_grad, shape, dtype, view in leaves:
+    shape, dtype and memory layout (which decides the BLAS call of a Linear's weight
+    gradient; for those in flat arrays: still the very views)."""
+    for leaf, requires_grad, shape, dtype, strides, view in leaves:
         if leaf.requires_grad is not requires_grad:
             return False
         data = leaf.data
         if view is not None:
             if data is not view:
                 return False
-        elif data.shape != shape or data.dtype != dtype:
+        elif data.shape != shape or data.dtype != dtype or data.strides != strides:
             return False
     return True
 
