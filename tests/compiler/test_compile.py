@@ -92,6 +92,11 @@ def train_both(steps=100, check=False, schedule_every=10, data=None, between=Non
 def assert_same_state(eager, compiled):
     for (name, p), q in zip(eager.model.named_parameters(), compiled.model.parameters()):
         assert p.data.dtype == q.data.dtype
+        # the same memory layout (Linear's weight: the transpose of a row-major array), so
+        # that both run the same BLAS products
+        assert p.data.strides == q.data.strides, f"layout of {name}"
+        if p.grad is not None and q.grad is not None:
+            assert p.grad.strides == q.grad.strides, f"layout of the gradient of {name}"
         assert np.array_equal(p.data, q.data), f"parameter {name}"
         assert (p.grad is None) == (q.grad is None), f"gradient of {name}"
         if p.grad is not None:
@@ -228,6 +233,27 @@ def test_a_parameter_replaced_or_cast_is_seen():
 
     _, _, step = train_both(steps=12, between=replace)
     assert step.recordings == 3
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])  # in a flat array, and not
+def test_a_weight_given_another_memory_layout_is_seen(optimizer):
+    """A weight's layout decides which BLAS product gives its gradient (and so its last
+    bits): an array of the same shape but row-major instead is a new recording."""
+    def relayout(i, twin):
+        if i == 4:
+            layer = twin.model[0]
+            layer.weight.data = np.ascontiguousarray(layer.weight.data)
+
+    def build(ps):
+        return optim.Adagrad(ps, lr=0.05) if optimizer == "adagrad" else optim.Adam(ps, lr=1e-2)
+
+    OPTIMIZERS["_layout_test"] = build
+    try:
+        eager, compiled, step = train_both(steps=10, between=relayout, optimizer="_layout_test")
+    finally:
+        del OPTIMIZERS["_layout_test"]
+    assert compiled.model[0].weight.data.flags.c_contiguous
+    assert step.recordings == 2
 
 
 def test_a_layer_frozen_and_unfrozen_between_steps_is_seen():
