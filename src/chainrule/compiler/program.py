@@ -243,7 +243,7 @@ class Program:
                 # The last replay's gradient may still be .grad (no zero_grad since): keep
                 # it, as this pass is about to write into that array.
                 p, g = em.bind(leaf, "p"), em.bind(grad_view, "G")
-                em.emit(f"if {p}.grad is {g}: {p}.grad = {g}.copy()")
+                em.emit(f"if {p}.grad is {g}: {p}.grad = {g}.copy(order='K')")
         grads: dict[tuple, str] = {}
         for root, seed in zip(roots, seeds):
             if root[0] in ("node", "leaf"):
