@@ -207,6 +207,33 @@ def test_eval_mode_and_back_is_recorded_again_not_replayed_wrong():
     assert step.recordings >= 2
 
 
+def test_modules_changed_behind_train_are_seen_too():
+    """A replay compares its modules only when a change could have happened (the
+    structure count of nn.module moved): each way of changing one moves it."""
+    calls = []
+
+    def change(i, twin):
+        dropout = next(m for m in twin.model.modules() if isinstance(m, cr.nn.Dropout))
+        if i == 3:  # the flag set directly, not through eval()
+            for m in twin.model.modules():
+                m.training = False
+        if i == 5:
+            for m in twin.model.modules():
+                m.training = True
+        if i == 7:
+            twin.handle = twin.model[0].register_forward_hook(lambda m, a, out: calls.append(1))
+        if i == 9:
+            twin.handle.remove()
+        if i == 11:
+            dropout.p = 0.25
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the step with a hook runs eagerly, with a warning
+        _, _, step = train_both(steps=14, dropout=0.5, between=change)
+    assert len(calls) == 2 * 2  # both twins' hooks ran at steps 7 and 8
+    assert step.recordings >= 4
+
+
 @pytest.mark.parametrize("edit, recorded_again", [
     (lambda g: g.update(lr=g["lr"] * 0.5), False),  # read at every replay
     (lambda g: g.update(momentum=0.5), True),

@@ -5,7 +5,8 @@ the step's arguments) line by line and compiles it once:
 
 1. guards: the modules, optimizers and parameters are still the ones recorded (else the
    function returns ``MISS`` before it has changed anything, and the step is recorded
-   again), and the class labels are in range (else the error eager would raise);
+   again; modules are compared only when ``nn.module``'s structure count has moved), and
+   the class labels are in range (else the error eager would raise);
 2. the forward operations, each as NumPy calls writing into buffers allocated once
    (``kernels``), or, for operations without a kernel, its ``Function.forward`` itself;
 3. every ``zero_grad``, as recorded;
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..engine import ARRAY_MATH, Context, sum_to_shape
 from ..errors import ChainruleError
+from ..nn.module import _structure
 from ..ops.loss import CrossEntropy, MultiClassHinge, class_targets
 from . import kernels
 from .layout import Layout
@@ -188,10 +190,18 @@ class Program:
     # ----- guards -----------------------------------------------------------------------------
     def _emit_guards(self):
         em, rec = self.em, self.rec
+        modules = [f"_module_same({em.bind(module, 'm')}, "
+                   f"{em.bind(_module_signature(module), 'g')})"
+                   for module in rec.modules.values()]
+        if modules:
+            # Modules change only through what bumps nn.module's structure count: they
+            # are compared again only when it moved since they last passed.
+            seen = em.bind([None], "seen")
+            em.emit(f"if {seen}[0] != _structure[0]:")
+            em.emit("    if not (" + "\n                and ".join(modules) + "):")
+            em.emit("        return MISS")
+            em.emit(f"    {seen}[0] = _structure[0]")
         checks = []
-        for module in rec.modules.values():
-            checks.append(f"_module_same({em.bind(module, 'm')}, "
-                          f"{em.bind(_module_signature(module), 'g')})")
         if rec.leaves:
             leaves = tuple((leaf, flag, leaf.data.shape, leaf.data.dtype, leaf.data.strides,
                             self.layout.data_view(leaf))
@@ -464,4 +474,5 @@ _HELPERS = {
     "_no_grads": _no_grads, "_have_grads": _have_grads, "_update_one": _update_one,
     "_check_labels": _check_labels, "_module_same": _module_same, "_leaves_same": _leaves_same,
     "_optimizer_same": _optimizer_same, "Context": Context, "ARRAY_MATH": ARRAY_MATH,
+    "_structure": _structure,
 }
