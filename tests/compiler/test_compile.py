@@ -437,12 +437,13 @@ def test_a_list_argument_is_refused_with_a_message():
         step([1, 2])
 
 
-def test_an_l2_penalty_and_a_layer_used_twice_give_the_eager_numbers():
+@pytest.mark.parametrize("width", [8, 64])  # 64: sums long enough for their order to show
+def test_an_l2_penalty_and_a_layer_used_twice_give_the_eager_numbers(width):
     def build():
-        shared = cr.nn.Linear(8, 8, generator=1)
-        model = cr.nn.Sequential(cr.nn.Linear(D, 8, generator=0), cr.nn.Tanh(), shared,
+        shared = cr.nn.Linear(width, width, generator=1)
+        model = cr.nn.Sequential(cr.nn.Linear(D, width, generator=0), cr.nn.Tanh(), shared,
                                  cr.nn.ReLU(), shared, cr.nn.ReLU(),
-                                 cr.nn.Linear(8, C, generator=2))
+                                 cr.nn.Linear(width, C, generator=2))
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
         def step(X, y):

@@ -57,8 +57,14 @@ class Emitter:
         self.lines.append("    " + line)
         self.kernel_count += kernels
 
-    def buffer(self, shape, dtype, prefix="b", order="C") -> str:
-        array = np.empty(shape, dtype, order=order)
+    def buffer(self, shape, dtype, prefix="b", order="C", like=None) -> str:
+        """A new array, row-major (``order="F"``: column-major); with ``like``, an array
+        of the same shape, in its memory layout, as NumPy gives an elementwise result
+        (a sum over it then adds in the same order as over eager code's array)."""
+        if like is not None and np.shape(like) == tuple(np.atleast_1d(shape)):
+            array = np.empty_like(like, dtype=dtype)
+        else:
+            array = np.empty(shape, dtype, order=order)
         self.buffer_bytes += array.nbytes
         return self.bind(array, prefix)
 
