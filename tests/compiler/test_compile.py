@@ -92,6 +92,11 @@ def train_both(steps=100, check=False, schedule_every=10, data=None, between=Non
 def assert_same_state(eager, compiled):
     for (name, p), q in zip(eager.model.named_parameters(), compiled.model.parameters()):
         assert p.data.dtype == q.data.dtype
+        # the same memory layout (Linear's weight: the transpose of a row-major array), so
+        # that both run the same BLAS products
+        assert p.data.strides == q.data.strides, f"layout of {name}"
+        if p.grad is not None and q.grad is not None:
+            assert p.grad.strides == q.grad.strides, f"layout of the gradient of {name}"
         assert np.array_equal(p.data, q.data), f"parameter {name}"
         assert (p.grad is None) == (q.grad is None), f"gradient of {name}"
         if p.grad is not None:
@@ -202,6 +207,33 @@ def test_eval_mode_and_back_is_recorded_again_not_replayed_wrong():
     assert step.recordings >= 2
 
 
+def test_modules_changed_behind_train_are_seen_too():
+    """A replay compares its modules only when a change could have happened (the
+    structure count of nn.module moved): each way of changing one moves it."""
+    calls = []
+
+    def change(i, twin):
+        dropout = next(m for m in twin.model.modules() if isinstance(m, cr.nn.Dropout))
+        if i == 3:  # the flag set directly, not through eval()
+            for m in twin.model.modules():
+                m.training = False
+        if i == 5:
+            for m in twin.model.modules():
+                m.training = True
+        if i == 7:
+            twin.handle = twin.model[0].register_forward_hook(lambda m, a, out: calls.append(1))
+        if i == 9:
+            twin.handle.remove()
+        if i == 11:
+            dropout.p = 0.25
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the step with a hook runs eagerly, with a warning
+        _, _, step = train_both(steps=14, dropout=0.5, between=change)
+    assert len(calls) == 2 * 2  # both twins' hooks ran at steps 7 and 8
+    assert step.recordings >= 4
+
+
 @pytest.mark.parametrize("edit, recorded_again", [
     (lambda g: g.update(lr=g["lr"] * 0.5), False),  # read at every replay
     (lambda g: g.update(momentum=0.5), True),
@@ -228,6 +260,27 @@ def test_a_parameter_replaced_or_cast_is_seen():
 
     _, _, step = train_both(steps=12, between=replace)
     assert step.recordings == 3
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])  # in a flat array, and not
+def test_a_weight_given_another_memory_layout_is_seen(optimizer):
+    """A weight's layout decides which BLAS product gives its gradient (and so its last
+    bits): an array of the same shape but row-major instead is a new recording."""
+    def relayout(i, twin):
+        if i == 4:
+            layer = twin.model[0]
+            layer.weight.data = np.ascontiguousarray(layer.weight.data)
+
+    def build(ps):
+        return optim.Adagrad(ps, lr=0.05) if optimizer == "adagrad" else optim.Adam(ps, lr=1e-2)
+
+    OPTIMIZERS["_layout_test"] = build
+    try:
+        eager, compiled, step = train_both(steps=10, between=relayout, optimizer="_layout_test")
+    finally:
+        del OPTIMIZERS["_layout_test"]
+    assert compiled.model[0].weight.data.flags.c_contiguous
+    assert step.recordings == 2
 
 
 def test_a_layer_frozen_and_unfrozen_between_steps_is_seen():
@@ -384,12 +437,13 @@ def test_a_list_argument_is_refused_with_a_message():
         step([1, 2])
 
 
-def test_an_l2_penalty_and_a_layer_used_twice_give_the_eager_numbers():
+@pytest.mark.parametrize("width", [8, 64])  # 64: sums long enough for their order to show
+def test_an_l2_penalty_and_a_layer_used_twice_give_the_eager_numbers(width):
     def build():
-        shared = cr.nn.Linear(8, 8, generator=1)
-        model = cr.nn.Sequential(cr.nn.Linear(D, 8, generator=0), cr.nn.Tanh(), shared,
+        shared = cr.nn.Linear(width, width, generator=1)
+        model = cr.nn.Sequential(cr.nn.Linear(D, width, generator=0), cr.nn.Tanh(), shared,
                                  cr.nn.ReLU(), shared, cr.nn.ReLU(),
-                                 cr.nn.Linear(8, C, generator=2))
+                                 cr.nn.Linear(width, C, generator=2))
         opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
         def step(X, y):

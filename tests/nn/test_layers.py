@@ -93,10 +93,11 @@ def test_linear_without_bias():
     assert repr(layer) == "Linear(in_features=3, out_features=2, bias=False)"
 
 
+@pytest.mark.parametrize("order", ["C", "F"])  # F: the layout nn.Linear keeps its weight in
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_fused_linear_equals_composite(with_bias):
+def test_fused_linear_equals_composite(with_bias, order):
     x = cr.tensor(randn(6, 4, seed=1), requires_grad=True)
-    w = cr.tensor(randn(3, 4, seed=2), requires_grad=True)
+    w = cr.tensor(np.asarray(randn(3, 4, seed=2), order=order), requires_grad=True)
     b = cr.tensor(randn(3, seed=3), requires_grad=True) if with_bias else None
     upstream = randn(6, 3, seed=4)
 
@@ -115,6 +116,38 @@ def test_fused_linear_equals_composite(with_bias):
         np.testing.assert_allclose(g_fused, g_composite, rtol=1e-13)
     inputs = [x, w] + ([b] if with_bias else [])
     assert gradcheck(lambda *t: F.linear(*t), inputs)
+
+
+def test_linear_weight_is_out_by_in_over_row_major_in_by_out_memory():
+    """The weight is PyTorch's (out, in) in shape, values and state_dict, but its memory is
+    a row-major (in, out) array; its gradient, the optimizer's state and scratch follow
+    that layout, and nothing along the way replaces the arrays by copies."""
+    layer = nn.Linear(5, 3, generator=0)
+    w = layer.weight.data
+    assert w.shape == (3, 5) and w.T.flags.c_contiguous
+    x = randn(4, 5).astype(np.float32)
+    (layer(x) ** 2).sum().backward()
+    upstream = 2 * layer(x).data
+    np.testing.assert_allclose(layer.weight.grad, upstream.T @ x, rtol=1e-5)
+    assert layer.weight.grad.T.flags.c_contiguous
+    opt = cr.optim.Adam(layer.parameters(), lr=0.1)
+    opt.step()
+    assert layer.weight.data is w  # updated in place
+    state = opt.state[layer.weight]
+    assert all(state[k].T.flags.c_contiguous for k in ("exp_avg", "exp_avg_sq"))
+    assert opt._work(layer.weight)["work"].T.flags.c_contiguous
+
+    saved, opt_saved = layer.state_dict(), opt.state_dict()
+    assert saved["weight"].flags.c_contiguous and np.array_equal(saved["weight"], w)
+    other = nn.Linear(5, 3, generator=1)
+    kept = other.weight.data
+    other.load_state_dict(saved)
+    assert other.weight.data is kept and np.array_equal(kept, w)
+    other_opt = cr.optim.Adam(other.parameters(), lr=0.1)
+    other_opt.load_state_dict(opt_saved)
+    assert other_opt.state[other.weight]["exp_avg"].T.flags.c_contiguous
+    assert np.array_equal(other_opt.state[other.weight]["exp_avg"], state["exp_avg"])
+    assert layer.to(np.float64).weight.data.T.flags.c_contiguous
 
 
 def test_linear_second_order():

@@ -95,6 +95,7 @@ class CompiledStep:
         self.recordings = self.replays = 0
         self._cache: OrderedDict = OrderedDict()
         self._layout = Layout()
+        self._last = None  # the entry last replayed or recorded (the next call's likely one)
 
     def __repr__(self):
         return (f"<compiled {getattr(self.fn, '__qualname__', self.fn)!s}: "
@@ -107,6 +108,13 @@ class CompiledStep:
     def __call__(self, *args, **kwargs):
         if not enabled() or tracing.recorder is not None:
             return self.fn(*args, **kwargs)
+        last = self._last
+        if last is not None and not kwargs and last.takes(args):
+            # the common call, a batch like the last one: no cache key to build
+            outputs = last.program.run(*args)
+            if outputs is not MISS:
+                self.replays += 1
+                return last.quick_rebuild(outputs, args)
         key, arrays = _signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is _EAGER:
@@ -118,8 +126,10 @@ class CompiledStep:
             outputs = entry.program.run(*arrays)
             if outputs is not MISS:
                 self.replays += 1
+                self._last = None if self.check else entry
                 return entry.rebuild(outputs, (_values(args, kwargs), arrays))
             del self._cache[key]
+            self._last = None
         return self._record(key, args, kwargs, arrays)
 
     # ----- recording ------------------------------------------------------------------------
@@ -145,9 +155,13 @@ class CompiledStep:
             recorder.random_values = recorder._random_arrays
             entry.program = Program(recorder, self._layout, probe=self.check)
             entry.recording = recorder if self.check else None
+            entry.plan_quick_calls(key)
             self._cache[key] = entry
+            self._last = None if self.check else entry
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+        if self._last is not None and self._last not in self._cache.values():
+            self._last = None
         return returned
 
     # ----- check=True -----------------------------------------------------------------------
@@ -164,6 +178,54 @@ class _Entry:
         self.output_nodes: list[int] = []
         self.program = None
         self.spec = self._describe(recorder, result)
+        self.arg_specs = None  # (shape, dtype) of each argument, when all are plain arrays
+        self.quick_rebuild = None
+
+    def plan_quick_calls(self, key):
+        """Prepare ``takes`` and ``quick_rebuild`` for calls whose arguments are all plain
+        arrays (positional), the usual ``step(X, y)``; others take the keyed path."""
+        if not all(part[0] == "array" for part in key):
+            return
+        expression = self._rebuild_expression(self.spec)
+        if expression is None:
+            return
+        namespace = {"_wrap": Tensor._wrap}
+        namespace.update({f"k{i}": value for i, value in enumerate(self._constants)})
+        self.quick_rebuild = eval(f"lambda outputs, args: {expression}", namespace)
+        self.arg_specs = tuple((shape, np.dtype(dtype)) for _, _, shape, dtype in key)
+
+    def takes(self, args) -> bool:
+        """Whether ``args`` are plain arrays of the recorded shapes and dtypes."""
+        specs = self.arg_specs
+        if specs is None or len(args) != len(specs):
+            return False
+        for a, (shape, dtype) in zip(args, specs):
+            if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype:
+                return False
+        return True
+
+    def _rebuild_expression(self, spec, top=True):
+        """``rebuild`` for one spec as a Python expression over ``outputs`` and ``args``
+        (None for specs it does not cover: dicts and named tuples)."""
+        if top:
+            self._constants = []
+        kind, what = spec
+        if kind == "tensor":
+            return f"_wrap(outputs[{what}].copy())"
+        if kind == "array":
+            return f"outputs[{what}].copy()"
+        if kind == "arg":  # every argument is an array: its value and its array coincide
+            return f"args[{what[0]}]"
+        if kind == "as_is":
+            self._constants.append(what)
+            return f"k{len(self._constants) - 1}"
+        if kind in (tuple, list):
+            items = [self._rebuild_expression(s, top=False) for s in what]
+            if any(item is None for item in items):
+                return None
+            inner = ", ".join(items) + ("," if kind is tuple and len(items) == 1 else "")
+            return f"({inner})" if kind is tuple else f"[{inner}]"
+        return None
 
     def _describe(self, recorder, value):
         if isinstance(value, Tensor | np.ndarray):

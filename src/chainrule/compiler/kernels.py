@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.elementwise import Multiply, ReLU, Sigmoid, Tanh, stable_sigmoid
-from ..ops.linalg import Linear
+from ..ops.linalg import Linear, stored_transposed
 from ..ops.loss import CrossEntropy
 
 
@@ -94,9 +94,15 @@ class LinearKernel(Generic):
             em.emit(f"np.matmul({upstream}, {w}, out={names[0]})", 1)
             if dests[0] is None:
                 prog.private_grads.add(names[0])
-        if node.needs[1]:
-            names[1] = dests[1] or em.buffer(prog.value(node.inputs[1]).shape, node.dtype)
-            em.emit(f"np.matmul({upstream}.T, {x}, out={names[1]})", 1)
+        if node.needs[1]:  # ops.linalg.weight_grad_into, for the recorded weight's layout
+            weight = prog.value(node.inputs[1])
+            if stored_transposed(weight):
+                names[1] = dests[1] or em.buffer(weight.shape, node.dtype, order="F")
+                grad_t = em.bind(em.namespace[names[1]].T, "GT")
+                em.emit(f"np.matmul({x}.T, {upstream}, out={grad_t})", 1)
+            else:
+                names[1] = dests[1] or em.buffer(weight.shape, node.dtype)
+                em.emit(f"np.matmul({upstream}.T, {x}, out={names[1]})", 1)
         if len(node.inputs) > 2 and node.needs[2]:
             names[2] = dests[2] or em.buffer(prog.value(node.inputs[2]).shape, node.dtype)
             em.emit(f"np.add.reduce({upstream}, axis=0, out={names[2]})", 1)  # = np.sum
@@ -113,11 +119,12 @@ class ReLUKernel(Generic):
     def forward(self):
         em, k, node = self.em, self.k, self.node
         x = self.prog.expr(node.inputs[0])
-        self.mask = em.buffer(node.shape, bool, "mask")
+        like = self.prog.value(("node", k))  # eager's output: its memory layout
+        self.mask = em.buffer(node.shape, bool, "mask", like=like)
         # Into the input's own buffer when nothing else reads it (a Linear's output):
         # one array less to stream through the cache.
         self.out = x if self.prog.owns_alone(node.inputs[0], node) else em.buffer(
-            node.shape, node.dtype)
+            node.shape, node.dtype, like=like)
         em.emit(f"np.greater({x}, 0, out={self.mask})", 1)
         em.emit(f"np.maximum({x}, 0, out={self.out})", 1)
         em.emit(f"v{k} = {self.out}")
@@ -128,7 +135,7 @@ class ReLUKernel(Generic):
         grad = dests[0]
         if grad is None:  # into the upstream's buffer if it was made for this alone
             grad = upstream if upstream in self.prog.private_grads else self.em.buffer(
-                self.node.shape, self.node.dtype)
+                self.node.shape, self.node.dtype, like=self.prog.value(self.node.inputs[0]))
         self.em.emit(f"np.multiply({upstream}, {self.mask}, out={grad})", 1)
         return [grad]
 
@@ -140,7 +147,7 @@ class TanhKernel(Generic):
 
     def forward(self):
         em, k, node = self.em, self.k, self.node
-        self.out = em.buffer(node.shape, node.dtype)
+        self.out = em.buffer(node.shape, node.dtype, like=self.prog.value(("node", k)))
         em.emit(f"np.tanh({self.prog.expr(node.inputs[0])}, out={self.out})", 1)
         em.emit(f"v{k} = {self.out}")
 
@@ -148,8 +155,9 @@ class TanhKernel(Generic):
         if not self.node.needs[0]:
             return [None]
         em, node, out = self.em, self.node, self.out
-        work = em.buffer(node.shape, node.dtype)
-        grad = dests[0] or em.buffer(node.shape, node.dtype)
+        like = self.prog.value(node.inputs[0])
+        work = em.buffer(node.shape, node.dtype, like=like)
+        grad = dests[0] or em.buffer(node.shape, node.dtype, like=like)
         em.emit(f"np.multiply({out}, {out}, out={work})", 1)
         em.emit(f"np.subtract(1, {work}, out={work})", 1)
         em.emit(f"np.multiply({upstream}, {work}, out={grad})", 1)
@@ -169,8 +177,10 @@ class SigmoidKernel(TanhKernel):
         if not self.node.needs[0]:
             return [None]
         em, node, out = self.em, self.node, self.out
-        scaled, rest = em.buffer(node.shape, node.dtype), em.buffer(node.shape, node.dtype)
-        grad = dests[0] or em.buffer(node.shape, node.dtype)
+        like = self.prog.value(node.inputs[0])
+        scaled = em.buffer(node.shape, node.dtype, like=like)
+        rest = em.buffer(node.shape, node.dtype, like=like)
+        grad = dests[0] or em.buffer(node.shape, node.dtype, like=like)
         em.emit(f"np.multiply({upstream}, {out}, out={scaled})", 1)
         em.emit(f"np.subtract(1, {out}, out={rest})", 1)
         em.emit(f"np.multiply({scaled}, {rest}, out={grad})", 1)
@@ -189,7 +199,7 @@ class MultiplyKernel(Generic):
     def forward(self):
         em, k, node = self.em, self.k, self.node
         a, b = (self.prog.expr(r) for r in node.inputs)
-        self.out = em.buffer(node.shape, node.dtype)
+        self.out = em.buffer(node.shape, node.dtype, like=self.prog.value(("node", k)))
         em.emit(f"np.multiply({a}, {b}, out={self.out})", 1)
         em.emit(f"v{k} = {self.out}")
 
@@ -197,11 +207,11 @@ class MultiplyKernel(Generic):
         em, node = self.em, self.node
         a, b = (self.prog.expr(r) for r in node.inputs)
         names = []
-        for need, other, dest in zip(node.needs, (b, a), dests):
+        for need, other, dest, ref in zip(node.needs, (b, a), dests, node.inputs):
             if not need:
                 names.append(None)
                 continue
-            grad = dest or em.buffer(node.shape, node.dtype)
+            grad = dest or em.buffer(node.shape, node.dtype, like=self.prog.value(ref))
             em.emit(f"np.multiply({upstream}, {other}, out={grad})", 1)
             names.append(grad)
         return names
@@ -228,8 +238,10 @@ class CrossEntropyKernel(Generic):
         self.reduction = node.params.get("reduction", ("static", "mean"))[1]
         self.rows = em.bind(np.arange(n), "rows")
         self.n = n
-        top, shifted = em.buffer((n, 1), dtype), em.buffer((n, c), dtype)
-        self.probs, norm_name = em.buffer((n, c), dtype, "probs"), em.buffer(n, dtype)
+        like = prog.value(node.inputs[0])  # the logits' layout, as eager's arrays have it
+        top, shifted = em.buffer((n, 1), dtype), em.buffer((n, c), dtype, like=like)
+        self.probs = em.buffer((n, c), dtype, "probs", like=like)
+        norm_name = em.buffer(n, dtype)
         column = em.bind(em.namespace[norm_name][:, None], "b")
         log_norm, losses = em.buffer(n, dtype), em.buffer(n, dtype)
         # np.max and np.sum are Python wrappers around these reductions: same loops.
@@ -252,8 +264,8 @@ class CrossEntropyKernel(Generic):
         em, node = self.em, self.node
         if not node.needs[0]:
             return [None]
-        grad = dests[0] or em.buffer(node_shape(self.prog, node), self.prog.value(
-            node.inputs[0]).dtype)
+        logits = self.prog.value(node.inputs[0])
+        grad = dests[0] or em.buffer(logits.shape, logits.dtype, like=logits)
         seed = self.prog.constant(upstream)
         if seed is not None:  # the loss's own seed: its weight is a constant
             weight = em.bind(seed / self.n if self.reduction == "mean" else seed, "k")

@@ -37,8 +37,8 @@ class Bucket:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         total = int(offsets[-1])
 
-        def views(flat):
-            return [flat[a:b].reshape(p.shape) for p, a, b in
+        def views(flat):  # each in its parameter's memory order (Linear.weight: "F")
+            return [_shaped_like(flat[a:b], p.data) for p, a, b in
                     zip(params, offsets[:-1], offsets[1:])]
 
         self.data, self.grad = np.empty(total, dtype), np.zeros(total, dtype)
@@ -79,7 +79,8 @@ class Bucket:
     def fits(optimizer, p):
         """Whether parameter ``p`` can live in a flat array of ``optimizer``'s bucket."""
         state = optimizer.state.get(p, {})
-        return (p.data.flags.c_contiguous and isinstance(p.grad, np.ndarray)
+        flags = p.data.flags
+        return ((flags.c_contiguous or flags.f_contiguous) and isinstance(p.grad, np.ndarray)
                 and all(v.shape == p.shape and v.dtype == p.dtype
                         for v in state.values() if isinstance(v, np.ndarray)))
 
@@ -124,6 +125,14 @@ class Bucket:
             value = state[key]
             for each in self.states:
                 each[key] = value
+
+
+def _shaped_like(piece, array):
+    """The 1-D ``piece`` seen with ``array``'s shape and memory order (row- or
+    column-major), so that elementwise passes over both walk memory alike."""
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        return piece.reshape(array.shape[::-1]).T
+    return piece.reshape(array.shape)
 
 
 def _signature(optimizer, group, params):

@@ -5,7 +5,8 @@ the step's arguments) line by line and compiles it once:
 
 1. guards: the modules, optimizers and parameters are still the ones recorded (else the
    function returns ``MISS`` before it has changed anything, and the step is recorded
-   again), and the class labels are in range (else the error eager would raise);
+   again; modules are compared only when ``nn.module``'s structure count has moved), and
+   the class labels are in range (else the error eager would raise);
 2. the forward operations, each as NumPy calls writing into buffers allocated once
    (``kernels``), or, for operations without a kernel, its ``Function.forward`` itself;
 3. every ``zero_grad``, as recorded;
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..engine import ARRAY_MATH, Context, sum_to_shape
 from ..errors import ChainruleError
+from ..nn.module import _structure
 from ..ops.loss import CrossEntropy, MultiClassHinge, class_targets
 from . import kernels
 from .layout import Layout
@@ -55,8 +57,14 @@ class Emitter:
         self.lines.append("    " + line)
         self.kernel_count += kernels
 
-    def buffer(self, shape, dtype, prefix="b") -> str:
-        array = np.empty(shape, dtype)
+    def buffer(self, shape, dtype, prefix="b", order="C", like=None) -> str:
+        """A new array, row-major (``order="F"``: column-major); with ``like``, an array
+        of the same shape, in its memory layout, as NumPy gives an elementwise result
+        (a sum over it then adds in the same order as over eager code's array)."""
+        if like is not None and np.shape(like) == tuple(np.atleast_1d(shape)):
+            array = np.empty_like(like, dtype=dtype)
+        else:
+            array = np.empty(shape, dtype, order=order)
         self.buffer_bytes += array.nbytes
         return self.bind(array, prefix)
 
@@ -188,12 +196,20 @@ class Program:
     # ----- guards -----------------------------------------------------------------------------
     def _emit_guards(self):
         em, rec = self.em, self.rec
+        modules = [f"_module_same({em.bind(module, 'm')}, "
+                   f"{em.bind(_module_signature(module), 'g')})"
+                   for module in rec.modules.values()]
+        if modules:
+            # Modules change only through what bumps nn.module's structure count: they
+            # are compared again only when it moved since they last passed.
+            seen = em.bind([None], "seen")
+            em.emit(f"if {seen}[0] != _structure[0]:")
+            em.emit("    if not (" + "\n                and ".join(modules) + "):")
+            em.emit("        return MISS")
+            em.emit(f"    {seen}[0] = _structure[0]")
         checks = []
-        for module in rec.modules.values():
-            checks.append(f"_module_same({em.bind(module, 'm')}, "
-                          f"{em.bind(_module_signature(module), 'g')})")
         if rec.leaves:
-            leaves = tuple((leaf, flag, leaf.data.shape, leaf.data.dtype,
+            leaves = tuple((leaf, flag, leaf.data.shape, leaf.data.dtype, leaf.data.strides,
                             self.layout.data_view(leaf))
                            for leaf, flag in zip(rec.leaves, rec.leaf_flags))
             checks.append(f"_leaves_same({em.bind(leaves, 'g')})")
@@ -243,7 +259,7 @@ class Program:
                 # The last replay's gradient may still be .grad (no zero_grad since): keep
                 # it, as this pass is about to write into that array.
                 p, g = em.bind(leaf, "p"), em.bind(grad_view, "G")
-                em.emit(f"if {p}.grad is {g}: {p}.grad = {g}.copy()")
+                em.emit(f"if {p}.grad is {g}: {p}.grad = {g}.copy(order='K')")
         grads: dict[tuple, str] = {}
         for root, seed in zip(roots, seeds):
             if root[0] in ("node", "leaf"):
@@ -337,15 +353,16 @@ def _module_same(module, signature):
 
 def _leaves_same(leaves):
     """Parameters are still trainable (or frozen) as recorded, with arrays of the recorded
-    shape and dtype (for those in flat arrays: still the very views)."""
-    for leaf, requires_grad, shape, dtype, view in leaves:
+    shape, dtype and memory layout (which decides the BLAS call of a Linear's weight
+    gradient; for those in flat arrays: still the very views)."""
+    for leaf, requires_grad, shape, dtype, strides, view in leaves:
         if leaf.requires_grad is not requires_grad:
             return False
         data = leaf.data
         if view is not None:
             if data is not view:
                 return False
-        elif data.shape != shape or data.dtype != dtype:
+        elif data.shape != shape or data.dtype != dtype or data.strides != strides:
             return False
     return True
 
@@ -463,4 +480,5 @@ _HELPERS = {
     "_no_grads": _no_grads, "_have_grads": _have_grads, "_update_one": _update_one,
     "_check_labels": _check_labels, "_module_same": _module_same, "_leaves_same": _leaves_same,
     "_optimizer_same": _optimizer_same, "Context": Context, "ARRAY_MATH": ARRAY_MATH,
+    "_structure": _structure,
 }

@@ -20,6 +20,11 @@ class Linear(Module):
     Shapes: input (*, in_features) -> output (*, out_features); ``weight`` is
     (out_features, in_features) and ``bias`` (out_features,). Initialised as in PyTorch:
     both uniform in +-1/sqrt(in_features). ``generator`` is a seed or a Generator.
+
+    The weight's memory is an (in_features, out_features) row-major array, of which
+    ``weight.data`` is the transpose: the forward product ``x @ W.T`` and the weight's
+    gradient then run as BLAS's fastest (untransposed) products. Shapes, values and
+    ``state_dict`` (row-major copies) are PyTorch's.
     """
 
     def __init__(self, in_features, out_features, bias=True, dtype=DEFAULT_FLOAT,
@@ -30,7 +35,7 @@ class Linear(Module):
                 raise ArgumentError(f"Linear: {what} must be a positive integer, got {n!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         rng = as_generator(generator)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        self.weight = Parameter(np.empty((in_features, out_features), dtype=dtype).T)
         # kaiming_uniform_ with a = sqrt(5) is PyTorch's default: bound 1/sqrt(fan_in)
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=rng)
         if bias:

@@ -43,6 +43,7 @@ class RemovableHandle:
 
     def remove(self):
         self._hooks.pop(self._key, None)
+        _structure[0] += 1
 
 
 # Labels for drawings and explanations: when an outermost Module is called, its parameters
@@ -71,8 +72,9 @@ def _remember(obj, label):
         pass
 
 
-# Bumped whenever any module's parameters or submodules may have changed, so that an
-# outermost call walks its parameters for their labels only when they can be new.
+# Bumped whenever any module's parameters, submodules, attributes, mode (train/eval) or
+# forward hooks may have changed: an outermost call walks its parameters for their labels
+# only when they can be new, and a compiled step re-checks the modules it ran only then.
 _structure = [0]
 
 
@@ -128,6 +130,7 @@ class Module:
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         self.__dict__.pop(name, None)
+        _structure[0] += 1
 
     def register_buffer(self, name: str, array):
         """A state array that is saved in ``state_dict`` but not learned (no gradient)."""
@@ -170,6 +173,7 @@ class Module:
         a value replaces the output. Returns a handle whose ``remove()`` unregisters it."""
         key = object()
         self._forward_hooks[key] = hook
+        _structure[0] += 1
         return RemovableHandle(self._forward_hooks, key)
 
     # ----- traversal ----------------------------------------------------------------------
@@ -226,6 +230,7 @@ class Module:
         """Training mode (dropout active); ``eval()`` switches it off."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
+        _structure[0] += 1
         return self
 
     def eval(self):

@@ -72,11 +72,32 @@ def matmul(a, b):
     return MatMul.apply(a, b)
 
 
+def stored_transposed(weight) -> bool:
+    """Whether a 2-D weight of shape (out, in) is the transpose of a row-major (in, out)
+    array, as ``nn.Linear`` keeps it: then ``x @ W^T`` multiplies by a row-major
+    matrix, and the weight's gradient is computed as ``(x^T g)^T`` into memory of the
+    same layout (the products BLAS runs fastest, those of an (in, out) weight)."""
+    flags = getattr(weight, "flags", None)  # a Tensor (double backward) has none
+    return (flags is not None and weight.ndim == 2 and flags.f_contiguous
+            and not flags.c_contiguous)
+
+
+def weight_grad_into(x, g, out):
+    """dL/dW = g^T x written into ``out`` (out, in); when ``out`` is stored transposed
+    (see ``stored_transposed``), as the row-major product x^T g into ``out.T``."""
+    if stored_transposed(out):
+        np.matmul(x.T, g, out=out.T)
+    else:
+        np.matmul(g.T, x, out=out)
+    return out
+
+
 class Linear(Function):
     """y = x W^T + b for x of shape (*, in_features), W (out_features, in_features).
 
     One node instead of a matmul, a transpose and an add. Backward, without forming any
-    Jacobian: dL/dx = g W, dL/dW = g^T x, dL/db = sum of g over the batch.
+    Jacobian: dL/dx = g W, dL/dW = g^T x, dL/db = sum of g over the batch. The weight's
+    gradient has the weight's memory layout (``stored_transposed``).
     """
 
     name = "linear"
@@ -107,7 +128,13 @@ class Linear(Function):
             x = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
         g2 = g if g.ndim == 2 else g.reshape(math.prod(g.shape[:-1]), g.shape[-1])
         gx = (g @ weight) if needs[0] else None
-        gw = (g2.T @ x) if needs[1] else None
+        gw = None
+        if needs[1] and not isinstance(g2, np.ndarray):  # Tensors: a double backward
+            gw = g2.T @ x
+        elif needs[1]:  # an array of the weight's own layout
+            gw = np.empty(weight.shape, np.result_type(g2.dtype, x.dtype),
+                          order="F" if stored_transposed(weight) else "C")
+            weight_grad_into(x, g2, gw)
         gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
 

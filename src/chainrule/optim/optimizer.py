@@ -42,19 +42,20 @@ def check_hyperparameter(name, value, low=0.0, high=None, high_inclusive=False):
 class Scratch(dict):
     """Named parameter-sized arrays for one update's intermediates.
 
-    ``scratch["work"]`` is made (uninitialised, the parameter's shape and dtype) the first
-    time it is asked for and the same array is returned at every later step, so a step
-    allocates nothing. The lookup of an existing array is a plain dict lookup.
+    ``scratch["work"]`` is made (uninitialised, the parameter's shape, dtype and memory
+    order: "C" row-major, "F" column-major, as ``Linear.weight``) the first time it is
+    asked for and the same array is returned at every later step, so a step allocates
+    nothing. The lookup of an existing array is a plain dict lookup.
     """
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("shape", "dtype", "order")
 
-    def __init__(self, shape, dtype):
+    def __init__(self, shape, dtype, order="C"):
         super().__init__()
-        self.shape, self.dtype = shape, dtype
+        self.shape, self.dtype, self.order = shape, dtype, order
 
     def __missing__(self, name):
-        array = self[name] = np.empty(self.shape, dtype=self.dtype)
+        array = self[name] = np.empty(self.shape, dtype=self.dtype, order=self.order)
         return array
 
 
@@ -169,7 +170,7 @@ class Optimizer:
                 elif isinstance(p.grad, np.ndarray) and p.grad.flags.writeable:
                     p.grad.fill(0)
                 else:  # a Tensor from create_graph=True, or a read-only array
-                    p.grad = np.zeros(p.shape, dtype=p.dtype)
+                    p.grad = np.zeros_like(p.data)
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; return ``closure()``'s loss.
@@ -202,8 +203,10 @@ class Optimizer:
     def _work(self, p):
         """The parameter's ``Scratch``, reused across steps (remade if p changed shape)."""
         scratch = self._scratch.get(p)
-        if scratch is None or scratch.shape != p.shape or scratch.dtype != p.dtype:
-            scratch = self._scratch[p] = Scratch(p.shape, p.dtype)
+        order = memory_order(p.data)
+        if (scratch is None or scratch.shape != p.shape or scratch.dtype != p.dtype
+                or scratch.order != order):
+            scratch = self._scratch[p] = Scratch(p.shape, p.dtype, order)
         return scratch
 
     # ----- saving and loading -----------------------------------------------------------
@@ -294,5 +297,13 @@ def _load_value(value, p, key, name):
         if value.shape != p.shape:
             raise CheckpointError(f"state {name!r} of parameter {key} has shape {value.shape}; "
                                   f"the parameter has shape {p.shape}")
-        return np.array(value, dtype=p.dtype, copy=True)
+        # in the parameter's memory order, so the update never mixes layouts
+        return np.array(value, dtype=p.dtype, order=memory_order(p.data), copy=True)
     return copy.deepcopy(value)
+
+
+def memory_order(array) -> str:
+    """"F" for an array stored column-major (and not also row-major), else "C": the
+    order in which a parameter's state and scratch arrays are made."""
+    flags = array.flags
+    return "F" if flags.f_contiguous and not flags.c_contiguous else "C"
