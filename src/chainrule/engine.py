@@ -35,7 +35,7 @@ from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here 
     no_grad,
     set_grad_enabled,
 )
-from .tensor import Tensor
+from .tensor import IN_PLACE_CHANGES, Tensor, _new_tensor
 from .tracing import tracing
 
 
@@ -94,7 +94,7 @@ class Context:
     """
 
     __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "released", "xp",
-                 "versions", "__dict__")
+                 "saved_at", "__dict__")
 
     def release(self):
         self.released = True
@@ -109,7 +109,7 @@ class Context:
         # a small node keeps its values for drawings and explanations
 
     def _drop_values(self):
-        self.parents = self.inputs = self.out = self.needs_input_grad = self.versions = None
+        self.parents = self.inputs = self.out = self.needs_input_grad = None
         self.__dict__.clear()
 
 
@@ -187,49 +187,70 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        # The hot path of every eager operation, so the usual one or two inputs are
-        # unrolled (a comprehension is a function call of its own in CPython 3.11).
-        if len(inputs) == 2:
+        # The hot path of every eager operation. The usual one or two inputs are unrolled
+        # and call ``forward`` with positional arrays (a call with ``*arrays`` or an empty
+        # ``**params`` costs more than the node's arithmetic on small arrays), and the
+        # output Tensor is made here rather than through ``Tensor._wrap``.
+        n = len(inputs)
+        if n == 2:
             a, b = inputs
-            arrays = (a.data if isinstance(a, Tensor) else _forward_value(a),
-                      b.data if isinstance(b, Tensor) else _forward_value(b))
-        elif len(inputs) == 1:
+            if isinstance(a, Tensor):
+                x, grad_a = a.data, a.requires_grad
+            else:
+                x, grad_a = _forward_value(a), False
+            if isinstance(b, Tensor):
+                y, grad_b = b.data, b.requires_grad
+            else:
+                y, grad_b = _forward_value(b), False
+            arrays = (x, y)
+            records = grad_a or grad_b
+        elif n == 1:
             a = inputs[0]
-            arrays = (a.data if isinstance(a, Tensor) else _forward_value(a),)
+            if isinstance(a, Tensor):
+                x, records = a.data, a.requires_grad
+            else:
+                x, records = _forward_value(a), False
+            arrays = (x,)
         else:
             arrays = tuple([x.data if isinstance(x, Tensor) else _forward_value(x)
                             for x in inputs])
+            records = any([isinstance(x, Tensor) and x.requires_grad for x in inputs])
         ctx = _new_context(Context)
         try:
-            data = cls.forward(ctx, *arrays, **params)
+            if params:
+                data = cls.forward(ctx, *arrays, **params)
+            elif n == 2:
+                data = cls.forward(ctx, x, y)
+            elif n == 1:
+                data = cls.forward(ctx, x)
+            else:
+                data = cls.forward(ctx, *arrays)
         except ChainruleError:
             raise
         except ValueError as error:
             raise cls.value_error(arrays, params, error) from None
-        node = None
-        if _grad_mode.enabled:
-            if len(inputs) == 2:  # one shared tuple for each case, not one per node
-                needs = _NEEDS_OF_TWO[isinstance(a, Tensor) and a.requires_grad][
-                    isinstance(b, Tensor) and b.requires_grad]
-            elif len(inputs) == 1:
-                needs = _NEEDS_OF_ONE[isinstance(a, Tensor) and a.requires_grad]
+        out = _new_tensor(Tensor)  # Tensor._wrap(data, node), inlined
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out.grad = out.name = None
+        out._retains_grad = False
+        out._version = 0
+        if records and _grad_mode.enabled:
+            if n == 2:  # one shared tuple for each case, not one per node
+                ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
+            elif n == 1:
+                ctx.needs_input_grad = _NEEDS_OF_ONE[True]
             else:
-                needs = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
-            if True in needs:
-                ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
-                # each input's version now, checked at backward (in-place changes)
-                if len(inputs) == 2:
-                    ctx.versions = (a._version if isinstance(a, Tensor) else None,
-                                    b._version if isinstance(b, Tensor) else None)
-                elif len(inputs) == 1:
-                    ctx.versions = (a._version if isinstance(a, Tensor) else None,)
-                else:
-                    ctx.versions = tuple([x._version if isinstance(x, Tensor) else None
-                                          for x in inputs])
-                ctx.out = data if cls.saves_output else None
-                ctx.needs_input_grad, ctx.released = needs, False
-                node = ctx
-        out = Tensor._wrap(data, node)
+                ctx.needs_input_grad = tuple([isinstance(x, Tensor) and x.requires_grad
+                                              for x in inputs])
+            ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
+            # the in-place changes seen so far: an input changed after it is refused at
+            # backward (PyTorch's version counter)
+            ctx.saved_at = IN_PLACE_CHANGES[0]
+            ctx.out = data if cls.saves_output else None
+            ctx.released = False
+            out.requires_grad, out._ctx = True, ctx
+        else:
+            out.requires_grad, out._ctx = False, None
         if tracing.recorder is not None:
             tracing.recorder.on_operation(cls, inputs, params, out)
         return out
@@ -305,6 +326,9 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     if tracing.recorder is not None:
         tracing.recorder.on_backward(roots, root_grads, retain_graph, create_graph, capture)
     order = topological_order(roots, allow_released)
+    if capture is None and observer is None and not create_graph:
+        _backward_plain(order, roots, root_grads, retain_graph)
+        return None
     # Gradients are keyed by the tensors themselves: they hash by identity, and a dict
     # never calls Tensor.__eq__ for a key with an identical hash, which only the same
     # tensor has. (Keying by id() costs a call per lookup.) An entry goes when its
@@ -342,7 +366,8 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             # Drop our reference to the node's own output before its rule runs, so that
             # (unless the user holds it) its memory is free while the gradients are made.
             node, t = (t if keep_node else None), None
-            _check_versions(ctx)
+            if ctx.saved_at != IN_PLACE_CHANGES[0]:
+                _check_unchanged(ctx)
             if create_graph:
                 downstream = _call_recorded_backward(ctx, node, upstream)
             else:
@@ -383,13 +408,88 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     return None
 
 
-def _check_versions(ctx):
+def _backward_plain(order, roots, root_grads, retain_graph):
+    """``run_backward`` for what ``backward()`` does: gradients as arrays into ``.grad``,
+    no capture, no observer, no graph of the backward pass. The same steps as the
+    general loop, with the bookkeeping it pays per edge left out.
+
+    Whether a gradient array may be summed into in place is read from its reference
+    count instead of being tracked per edge: an array that owns its memory and that
+    nothing but ``grads`` refers to (no rule's saved values, no other input's entry, no
+    caller) can be written without anyone seeing it.
+    """
+    grads: dict[Tensor, object] = {}
+    for root, g in zip(roots, root_grads):
+        if isinstance(g, Tensor):
+            g = np.asarray(g.data, dtype=root.dtype)
+        if root.requires_grad:
+            previous = grads.get(root)
+            grads[root] = g if previous is None else previous + g
+    g = previous = None
+    array_math, ndarray, refcount = ARRAY_MATH, np.ndarray, _refcount
+    changes = IN_PLACE_CHANGES[0]
+    with set_grad_enabled(False):
+        for i in range(len(order) - 1, -1, -1):
+            t = order[i]
+            order[i] = None  # let intermediate values go as soon as they are done
+            upstream = grads.pop(t, None)
+            if upstream is None:
+                continue
+            ctx = t._ctx
+            if ctx is None or t._retains_grad:
+                # ``upstream`` is this pass's own when only this frame refers to it
+                # (here and as getrefcount's argument)
+                if (t.grad is None and type(upstream) is ndarray and upstream.base is None
+                        and refcount(upstream) == 2):
+                    t.grad = upstream
+                else:
+                    _store_grad(t, upstream, False, False)
+                if ctx is None:
+                    continue
+            t = None  # the output's memory is free while its rule runs (unless held)
+            parents = ctx.parents
+            if ctx.saved_at != changes:
+                _check_unchanged(ctx)
+            ctx.xp = array_math
+            downstream = ctx.fn.backward(ctx, upstream)
+            if type(downstream) is not tuple:
+                downstream = (downstream,)
+            upstream = None
+            for parent, need, d in zip(parents, ctx.needs_input_grad, downstream):
+                if need and d is not None:
+                    data = parent.data
+                    if d.shape != data.shape:
+                        d = sum_to_shape(d, data.shape)
+                    if d.dtype is not data.dtype and d.dtype != data.dtype:
+                        d = d.astype(data.dtype)
+                    previous = grads.get(parent)
+                    if previous is None:  # the first gradient to reach this input
+                        grads[parent] = d
+                    # held by grads, ``previous`` and getrefcount's argument only
+                    elif (type(previous) is ndarray and previous.base is None
+                          and refcount(previous) == 3 and previous.flags.writeable):
+                        previous += d
+                    else:  # a rule's or another input's array too: never written into
+                        grads[parent] = previous + d
+                    previous = None
+            d = downstream = None  # no stale references to count
+            if not retain_graph:
+                ctx.release()
+
+
+_refcount = getattr(__import__("sys"), "getrefcount", lambda x: 0)  # 0: never in place
+
+
+def _check_unchanged(ctx):
     """Refuse to backpropagate through values changed in place since the forward pass
-    saved them: the gradient would be silently wrong (PyTorch's version counter)."""
-    for i, (parent, saved) in enumerate(zip(ctx.parents, ctx.versions)):
-        if saved is not None and parent._version != saved:
-            how, label = getattr(parent, "_changed_by", None) or (None, None)
-            label = parent.name or label
+    saved them: the gradient would be silently wrong (PyTorch's version counter). Called
+    only when some tensor was changed since the node was recorded; each change carries
+    the count at which it was made, so the inputs changed after the node are exactly
+    those whose last change counts higher than ``ctx.saved_at``."""
+    for i, parent in enumerate(ctx.parents):
+        changed_by = getattr(parent, "_changed_by", None) if isinstance(parent, Tensor) else None
+        if changed_by is not None and changed_by[2] > ctx.saved_at:
+            how, label = changed_by[0], parent.name or changed_by[1]
             what = f"'{label}' (shape {parent.shape}," if label else f"of shape {parent.shape} ("
             raise GraphError(
                 f"backward: the tensor {what} input {i + 1} of '{ctx.fn.name}') was changed "

@@ -86,8 +86,8 @@ class Tensor:
     @property
     def version(self) -> int:
         """How many times ``data`` was changed in place (by an optimizer step,
-        ``load_state_dict`` or ``mark_changed``). A graph remembers the version of each
-        input it saved, and ``backward()`` refuses to use one changed since."""
+        ``load_state_dict`` or ``mark_changed``). A graph remembers when it saved its
+        inputs, and ``backward()`` refuses to use one changed since."""
         return self._version
 
     def mark_changed(self, how: str | None = None, label: str | None = None):
@@ -96,7 +96,10 @@ class Tensor:
         (what the writer calls this tensor, e.g. "0.weight") go into that error message.
         Writing into ``.data`` yourself? Call this after."""
         self._version += 1
-        self._changed_by = (how, label)
+        IN_PLACE_CHANGES[0] += 1
+        # the count of changes anywhere at this one: later than a node's count means
+        # changed after that node saved it
+        self._changed_by = (how, label, IN_PLACE_CHANGES[0])
         return self
 
     def retain_grad(self):
@@ -241,6 +244,11 @@ class Tensor:
     def all(self, axis=None):
         return Tensor._wrap(self.data.all(axis))
 
+
+# How many in-place changes (``mark_changed``) the process has seen. A graph node keeps
+# the count at which it saved its inputs: while it is unchanged, no input can have been
+# written since, and backward() checks nothing more (one int shared by every node).
+IN_PLACE_CHANGES = [0]
 
 _new_tensor = object.__new__  # a Tensor without the call through type.__call__ and __init__
 
