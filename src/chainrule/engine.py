@@ -91,13 +91,31 @@ class Context:
     operation, often millions, and every per-node dict or list costs memory and is one
     more object the garbage collector traverses. An operation's own saved values (masks,
     axes) go into a ``__dict__`` made only for the nodes that save one.
+
+    ``saved_at`` is the count of in-place changes when the inputs were saved (see
+    ``backward``), and None once a backward pass has released the node. ``xp`` is
+    a class attribute (``ARRAY_MATH``, set by ``chainrule.ops``) that a node overrides
+    only while its rule runs on Tensors: one slot less in every node.
     """
 
-    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "released", "xp",
-                 "saved_at", "__dict__")
+    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "saved_at", "__dict__")
+
+    xp = None  # ARRAY_MATH, once chainrule.ops has built it
+
+    @property
+    def released(self) -> bool:
+        """Whether a backward pass without ``retain_graph`` went through this node."""
+        return getattr(self, "saved_at", None) is None
+
+    @released.setter
+    def released(self, released: bool):
+        if released:
+            self.saved_at = None
+        elif getattr(self, "saved_at", None) is None:
+            self.saved_at = IN_PLACE_CHANGES[0]
 
     def release(self):
-        self.released = True
+        self.saved_at = None
         out = self.out
         if out is not None and out.size > KEEP_AFTER_RELEASE:
             self._drop_values()
@@ -211,10 +229,17 @@ class Function:
             else:
                 x, records = _forward_value(a), False
             arrays = (x,)
-        else:
-            arrays = tuple([x.data if isinstance(x, Tensor) else _forward_value(x)
-                            for x in inputs])
-            records = any([isinstance(x, Tensor) and x.requires_grad for x in inputs])
+        else:  # a loop, not comprehensions: each of those is a call of its own
+            arrays, needs = [], []
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    arrays.append(x.data)
+                    needs.append(x.requires_grad)
+                else:
+                    arrays.append(_forward_value(x))
+                    needs.append(False)
+            arrays = tuple(arrays)
+            records = True in needs
         ctx = _new_context(Context)
         try:
             if params:
@@ -231,23 +256,19 @@ class Function:
             raise cls.value_error(arrays, params, error) from None
         out = _new_tensor(Tensor)  # Tensor._wrap(data, node), inlined
         out.data = data if type(data) is np.ndarray else np.asarray(data)
-        out.grad = out.name = None
-        out._retains_grad = False
-        out._version = 0
+        out.grad = out._extras = None
         if records and _grad_mode.enabled:
             if n == 2:  # one shared tuple for each case, not one per node
                 ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
             elif n == 1:
                 ctx.needs_input_grad = _NEEDS_OF_ONE[True]
             else:
-                ctx.needs_input_grad = tuple([isinstance(x, Tensor) and x.requires_grad
-                                              for x in inputs])
+                ctx.needs_input_grad = tuple(needs)
             ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
             # the in-place changes seen so far: an input changed after it is refused at
             # backward (PyTorch's version counter)
             ctx.saved_at = IN_PLACE_CHANGES[0]
             ctx.out = data if cls.saves_output else None
-            ctx.released = False
             out.requires_grad, out._ctx = True, ctx
         else:
             out.requires_grad, out._ctx = False, None
@@ -295,7 +316,7 @@ def topological_order(roots, allow_released=False) -> list:
         if ctx is None:
             emit(t)
             continue
-        if ctx.released and not (allow_released and ctx.parents is not None):
+        if ctx.saved_at is None and not (allow_released and ctx.parents is not None):
             raise GraphError(
                 f"backward: the graph through '{ctx.fn.name}' was already used by an "
                 "earlier backward() and its saved values were released; pass "
@@ -366,7 +387,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             # Drop our reference to the node's own output before its rule runs, so that
             # (unless the user holds it) its memory is free while the gradients are made.
             node, t = (t if keep_node else None), None
-            if ctx.saved_at != IN_PLACE_CHANGES[0]:
+            if ctx.saved_at != IN_PLACE_CHANGES[0] and ctx.saved_at is not None:
                 _check_unchanged(ctx)
             if create_graph:
                 downstream = _call_recorded_backward(ctx, node, upstream)
@@ -401,7 +422,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                     sent.append(d if need else None)
             if observer is not None:
                 observer(node, upstream, tuple(sent))
-            if not retain_graph and not ctx.released:
+            if not retain_graph and ctx.saved_at is not None:
                 ctx.release()
     if captured is not None:
         return [captured[t] for t in capture]
@@ -426,7 +447,7 @@ def _backward_plain(order, roots, root_grads, retain_graph):
             previous = grads.get(root)
             grads[root] = g if previous is None else previous + g
     g = previous = None
-    array_math, ndarray, refcount = ARRAY_MATH, np.ndarray, _refcount
+    ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
     changes = IN_PLACE_CHANGES[0]
     with set_grad_enabled(False):
         for i in range(len(order) - 1, -1, -1):
@@ -436,7 +457,7 @@ def _backward_plain(order, roots, root_grads, retain_graph):
             if upstream is None:
                 continue
             ctx = t._ctx
-            if ctx is None or t._retains_grad:
+            if ctx is None or (t._extras is not None and t._extras.retains_grad):
                 # ``upstream`` is this pass's own when only this frame refers to it
                 # (here and as getrefcount's argument)
                 if (t.grad is None and type(upstream) is ndarray and upstream.base is None
@@ -450,7 +471,6 @@ def _backward_plain(order, roots, root_grads, retain_graph):
             parents = ctx.parents
             if ctx.saved_at != changes:
                 _check_unchanged(ctx)
-            ctx.xp = array_math
             downstream = ctx.fn.backward(ctx, upstream)
             if type(downstream) is not tuple:
                 downstream = (downstream,)
@@ -473,8 +493,16 @@ def _backward_plain(order, roots, root_grads, retain_graph):
                         grads[parent] = previous + d
                     previous = None
             d = downstream = None  # no stale references to count
-            if not retain_graph:
-                ctx.release()
+            if not retain_graph:  # ctx.release(), inlined
+                ctx.saved_at = None
+                out = ctx.out
+                if out is not None and out.size > keep:
+                    ctx._drop_values()
+                else:
+                    for value in ctx.inputs:
+                        if isinstance(value, ndarray) and value.size > keep:
+                            ctx._drop_values()
+                            break
 
 
 _refcount = getattr(__import__("sys"), "getrefcount", lambda x: 0)  # 0: never in place
@@ -487,9 +515,9 @@ def _check_unchanged(ctx):
     the count at which it was made, so the inputs changed after the node are exactly
     those whose last change counts higher than ``ctx.saved_at``."""
     for i, parent in enumerate(ctx.parents):
-        changed_by = getattr(parent, "_changed_by", None) if isinstance(parent, Tensor) else None
-        if changed_by is not None and changed_by[2] > ctx.saved_at:
-            how, label = changed_by[0], parent.name or changed_by[1]
+        extras = parent._extras if isinstance(parent, Tensor) else None
+        if extras is not None and extras.changed_at > ctx.saved_at:
+            how, label = extras.changed_by[0], parent.name or extras.changed_by[1]
             what = f"'{label}' (shape {parent.shape}," if label else f"of shape {parent.shape} ("
             raise GraphError(
                 f"backward: the tensor {what} input {i + 1} of '{ctx.fn.name}') was changed "
@@ -509,7 +537,7 @@ def _call_recorded_backward(ctx, t, upstream):
     try:
         result = ctx.fn.backward(ctx, upstream)
     finally:
-        ctx.inputs, ctx.out = arrays, out
+        ctx.inputs, ctx.out, ctx.xp = arrays, out, ARRAY_MATH
     return result if isinstance(result, tuple) else (result,)
 
 
