@@ -22,7 +22,9 @@ another dtype is cast back to its input's dtype.
 
 from __future__ import annotations
 
+import dis
 import functools
+import sys
 
 import numpy as np
 
@@ -79,28 +81,38 @@ OPERATIONS: dict[str, type] = {}  # every Function by its public name, filled as
 
 
 
-class Context:
+class BareContext:
     """One node of the computational graph, made by ``Function.apply``.
 
     Holds what the backward rule needs: the inputs (``parents``, a tuple), their forward
     values (``inputs``, a tuple), which of them need a gradient (``needs_input_grad``, a
-    tuple of bools) and any arrays the forward saved as attributes. After a backward pass
-    without ``retain_graph`` these are released.
+    tuple of bools) and, for a rule that reads it, the forward result (``out``). After a
+    backward pass without ``retain_graph`` these are released.
 
-    The fixed attributes are slots and the containers tuples: a graph holds one node per
+    The attributes are slots and the containers tuples: a graph holds one node per
     operation, often millions, and every per-node dict or list costs memory and is one
-    more object the garbage collector traverses. An operation's own saved values (masks,
-    axes) go into a ``__dict__`` made only for the nodes that save one.
+    more object the garbage collector traverses. An operation whose ``forward`` saves
+    values of its own (masks, axes) gets a ``Context``, which adds a ``__dict__`` for
+    them; one whose ``forward`` never touches ``ctx`` (add, multiply, exp) gets this
+    bare node.
 
     ``saved_at`` is the count of in-place changes when the inputs were saved (see
     ``backward``), and None once a backward pass has released the node. ``xp`` is
-    a class attribute (``ARRAY_MATH``, set by ``chainrule.ops``) that a node overrides
-    only while its rule runs on Tensors: one slot less in every node.
+    ``ARRAY_MATH``: a rule runs on Tensors (``create_graph``) through a ``Context`` made
+    for that call, so no node keeps a slot for it.
     """
 
-    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "saved_at", "__dict__")
+    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "saved_at")
 
-    xp = None  # ARRAY_MATH, once chainrule.ops has built it
+    def _array_math(self):
+        return ARRAY_MATH
+
+    def _set_xp(self, xp):
+        if xp is not ARRAY_MATH:
+            raise AttributeError("a bare graph node's rule runs on arrays; give the rule a "
+                                 "Context to run it on Tensors")
+
+    xp = property(_array_math, _set_xp)
 
     @property
     def released(self) -> bool:
@@ -128,12 +140,36 @@ class Context:
 
     def _drop_values(self):
         self.parents = self.inputs = self.out = self.needs_input_grad = None
+
+
+class Context(BareContext):
+    """A graph node whose operation saves values of its own in ``forward`` (``ctx.mask =
+    ...``): a ``BareContext`` with a ``__dict__`` for them. ``xp`` is a class attribute
+    (``ARRAY_MATH``, set by ``chainrule.ops``) that a node may override."""
+
+    __slots__ = ("__dict__",)
+
+    xp = None  # ARRAY_MATH, once chainrule.ops has built it
+
+    def _drop_values(self):
+        self.parents = self.inputs = self.out = self.needs_input_grad = None
         self.__dict__.clear()
+
+
+def _saves_nothing(forward) -> bool:
+    """Whether a ``forward(ctx, ...)`` never refers to ``ctx`` (so stores nothing on it)."""
+    code = getattr(forward, "__code__", None)
+    if code is None or code.co_argcount == 0:
+        return False
+    ctx_name = code.co_varnames[0]
+    if ctx_name in code.co_cellvars:
+        return False
+    return all(instruction.argval != ctx_name for instruction in dis.get_instructions(code))
 
 
 # While a large graph is alive, Python's full collections (which would walk every node
 # again and again, finding no cycle) wait; see _collector for why and how.
-COLLECTOR_PACING = _collector.install(Context)
+COLLECTOR_PACING = _collector.install(BareContext, Context)
 
 
 class Function:
@@ -157,11 +193,14 @@ class Function:
 
     name: str
     symbol: str
+    _context_type: type = None  # BareContext or Context, from forward (__init_subclass__)
     elementwise = False
     saves_output = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        # the node type its applications record: bare unless forward saves values
+        cls._context_type = BareContext if _saves_nothing(cls.forward) else Context
         if cls.__name__.startswith("_"):
             return
         name = cls.__dict__.get("name")
@@ -218,6 +257,8 @@ class Function:
                 x, grad_a = _forward_value(a), False
             if isinstance(b, Tensor):
                 y, grad_b = b.data, b.requires_grad
+            elif type(b) is float or type(b) is int:  # x * 0.5: stays a weak Python number
+                y, grad_b = b, False
             else:
                 y, grad_b = _forward_value(b), False
             arrays = (x, y)
@@ -240,7 +281,8 @@ class Function:
                     needs.append(False)
             arrays = tuple(arrays)
             records = True in needs
-        ctx = _new_context(Context)
+        # a forward that never reads ctx is given none; its node is made if it is recorded
+        ctx = _new_context(Context) if cls._context_type is Context else None
         try:
             if params:
                 data = cls.forward(ctx, *arrays, **params)
@@ -258,6 +300,8 @@ class Function:
         out.data = data if type(data) is np.ndarray else np.asarray(data)
         out.grad = out._extras = None
         if records and _grad_mode.enabled:
+            if ctx is None:
+                ctx = _new_context(BareContext)
             if n == 2:  # one shared tuple for each case, not one per node
                 ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
             elif n == 1:
@@ -392,7 +436,6 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             if create_graph:
                 downstream = _call_recorded_backward(ctx, node, upstream)
             else:
-                ctx.xp = ARRAY_MATH
                 downstream = ctx.fn.backward(ctx, upstream)
                 if type(downstream) is not tuple:
                     downstream = (downstream,)
@@ -491,8 +534,7 @@ def _backward_plain(order, roots, root_grads, retain_graph):
                         previous += d
                     else:  # a rule's or another input's array too: never written into
                         grads[parent] = previous + d
-                    previous = None
-            d = downstream = None  # no stale references to count
+            d = downstream = previous = None  # no stale references to count
             if not retain_graph:  # ctx.release(), inlined
                 ctx.saved_at = None
                 out = ctx.out
@@ -505,7 +547,8 @@ def _backward_plain(order, roots, root_grads, retain_graph):
                             break
 
 
-_refcount = getattr(__import__("sys"), "getrefcount", lambda x: 0)  # 0: never in place
+# an interpreter without reference counts never sums in place (0 is never the count)
+_refcount = getattr(sys, "getrefcount", lambda x: 0)
 
 
 def _check_unchanged(ctx):
@@ -528,16 +571,20 @@ def _check_unchanged(ctx):
 
 
 def _call_recorded_backward(ctx, t, upstream):
-    """Run a rule on Tensors, so that every operation it does is itself recorded."""
-    arrays, out = ctx.inputs, ctx.out
-    ctx.inputs = tuple(p if isinstance(p, Tensor) else a for p, a in zip(ctx.parents, arrays))
-    ctx.out, ctx.xp = t, TENSOR_MATH
+    """Run a rule on Tensors, so that every operation it does is itself recorded. The
+    rule gets a Context of its own for the call: the node's values with the Tensors in
+    place of their arrays, and ``xp`` recording."""
+    rule_ctx = _new_context(Context)
+    if type(ctx) is Context:
+        rule_ctx.__dict__.update(ctx.__dict__)
+    rule_ctx.fn, rule_ctx.parents, rule_ctx.saved_at = ctx.fn, ctx.parents, ctx.saved_at
+    rule_ctx.needs_input_grad = ctx.needs_input_grad
+    rule_ctx.inputs = tuple(p if isinstance(p, Tensor) else a
+                            for p, a in zip(ctx.parents, ctx.inputs))
+    rule_ctx.out, rule_ctx.xp = t, TENSOR_MATH
     if not isinstance(upstream, Tensor):
         upstream = Tensor._wrap(upstream)
-    try:
-        result = ctx.fn.backward(ctx, upstream)
-    finally:
-        ctx.inputs, ctx.out, ctx.xp = arrays, out, ARRAY_MATH
+    result = ctx.fn.backward(rule_ctx, upstream)
     return result if isinstance(result, tuple) else (result,)
 
 

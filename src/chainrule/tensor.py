@@ -103,7 +103,9 @@ class Tensor:
         old values refuses to go back through them. ``how`` (what wrote it) and ``label``
         (what the writer calls this tensor, e.g. "0.weight") go into that error message.
         Writing into ``.data`` yourself? Call this after."""
-        extras = self._own_extras()
+        extras = self._extras
+        if extras is None:
+            extras = self._extras = _Extras()
         extras.version += 1
         IN_PLACE_CHANGES[0] += 1
         # the count of changes anywhere at this one: above a graph node's count means
