@@ -370,7 +370,11 @@ def topological_order(roots, allow_released=False) -> list:
         push(None)
         for parent, need in zip(ctx.parents, ctx.needs_input_grad):
             if need and parent not in visited:
-                push(parent)
+                if parent._ctx is None:  # a leaf waits for nothing: emitted at once
+                    visit(parent)
+                    emit(parent)
+                else:
+                    push(parent)
     return order
 
 
@@ -492,7 +496,8 @@ def _backward_plain(order, roots, root_grads, retain_graph):
     g = previous = None
     ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
     changes = IN_PLACE_CHANGES[0]
-    with set_grad_enabled(False):
+    grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
+    try:
         for i in range(len(order) - 1, -1, -1):
             t = order[i]
             order[i] = None  # let intermediate values go as soon as they are done
@@ -545,6 +550,8 @@ def _backward_plain(order, roots, root_grads, retain_graph):
                         if isinstance(value, ndarray) and value.size > keep:
                             ctx._drop_values()
                             break
+    finally:
+        _grad_mode.enabled = grad_was_enabled
 
 
 # an interpreter without reference counts never sums in place (0 is never the count)
