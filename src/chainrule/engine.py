@@ -539,7 +539,8 @@ def _backward_plain(order, roots, root_grads, retain_graph):
                         previous += d
                     else:  # a rule's or another input's array too: never written into
                         grads[parent] = previous + d
-            d = downstream = previous = None  # no stale references to count
+            # no stale references: to count, nor to keep values alive
+            d = downstream = previous = parent = data = None
             if not retain_graph:  # ctx.release(), inlined
                 ctx.saved_at = None
                 out = ctx.out
@@ -550,6 +551,7 @@ def _backward_plain(order, roots, root_grads, retain_graph):
                         if isinstance(value, ndarray) and value.size > keep:
                             ctx._drop_values()
                             break
+                out = value = None  # nor keep the dropped values alive
     finally:
         _grad_mode.enabled = grad_was_enabled
 

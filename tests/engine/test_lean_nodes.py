@@ -2,6 +2,8 @@
 gradients summed in place only into arrays nobody else holds, and the in-place check
 that looks further only when something was changed since a node was recorded."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,30 @@ def test_double_backward_through_bare_nodes():
     g.sum().backward()
     t = np.tanh(x.data)
     np.testing.assert_allclose(x.grad, -2 * t * (1 - t * t))
+
+
+def test_a_released_nodes_values_are_gone_before_the_next_rule_runs():
+    seen_alive = []
+
+    class Probe(Function):  # identity whose backward looks at its own output's values
+        name = "test_lean_probe"
+
+        @staticmethod
+        def forward(ctx, a):
+            return a.copy()
+
+        @staticmethod
+        def backward(ctx, upstream):
+            seen_alive.append(values() is not None)
+            return upstream
+
+    try:
+        x = cr.tensor(np.ones(1000), requires_grad=True)
+        h = Probe.apply(x)
+        values = weakref.ref(h.data)
+        y = (h * 2.0).sum()  # the product's node saves h's values, released before Probe
+        del h
+        y.backward()
+        assert seen_alive == [False]
+    finally:
+        del engine.OPERATIONS["test_lean_probe"]
