@@ -21,7 +21,7 @@ at any time. A cycle of other objects that outlives two young collections while 
 graph is alive is freed once the graph is gone, or by ``gc.collect()``.
 
 The number of live nodes costs nothing to keep: in CPython every instance holds a
-reference to its class, so the reference count of ``Context`` rises and falls with them.
+reference to its class, so the reference counts of the node classes rise and fall with them.
 It is read after each young collection, by a callback in ``gc.callbacks``; on an
 interpreter without reference counts (PyPy) nothing is done.
 """
@@ -36,22 +36,23 @@ _DEFERRED = 1 << 30  # an oldest-generation threshold that is never reached
 
 
 class CollectorPacing:
-    """Defers full collections while more than ``LARGE_GRAPH`` instances of ``node_type``
-    are alive, and restores the collector's thresholds exactly afterwards."""
+    """Defers full collections while more than ``LARGE_GRAPH`` instances of the node
+    types are alive, and restores the collector's thresholds exactly afterwards."""
 
-    def __init__(self, node_type: type):
-        self.node_type = node_type
-        self.baseline = sys.getrefcount(node_type)  # references that are not nodes
+    def __init__(self, *node_types: type):
+        self.node_types = node_types
+        self.baseline = 0
+        self.baseline = self.live_nodes()  # references that are not nodes
         self.saved = None  # the user's thresholds while deferred
         self.ours = None  # the thresholds set here, to notice the user's own changes
 
     def live_nodes(self) -> int:
-        return sys.getrefcount(self.node_type) - self.baseline
+        return sum([sys.getrefcount(t) for t in self.node_types]) - self.baseline
 
     def __call__(self, phase: str, info: dict) -> None:
         if phase != "stop":
             return
-        live = sys.getrefcount(self.node_type) - self.baseline
+        live = self.live_nodes()
         if self.saved is None:
             if live > LARGE_GRAPH:
                 self.defer()
@@ -70,10 +71,10 @@ class CollectorPacing:
         self.saved = self.ours = None
 
 
-def install(node_type: type) -> CollectorPacing | None:
-    """Start pacing full collections by the number of live ``node_type`` instances."""
+def install(*node_types: type) -> CollectorPacing | None:
+    """Start pacing full collections by the number of live instances of ``node_types``."""
     if not hasattr(sys, "getrefcount") or sys.implementation.name != "cpython":
         return None
-    pacing = CollectorPacing(node_type)
+    pacing = CollectorPacing(*node_types)
     gc.callbacks.append(pacing)
     return pacing

@@ -22,7 +22,9 @@ another dtype is cast back to its input's dtype.
 
 from __future__ import annotations
 
+import dis
 import functools
+import sys
 
 import numpy as np
 
@@ -35,7 +37,7 @@ from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here 
     no_grad,
     set_grad_enabled,
 )
-from .tensor import Tensor
+from .tensor import IN_PLACE_CHANGES, Tensor, _new_tensor
 from .tracing import tracing
 
 
@@ -79,25 +81,53 @@ OPERATIONS: dict[str, type] = {}  # every Function by its public name, filled as
 
 
 
-class Context:
+class BareContext:
     """One node of the computational graph, made by ``Function.apply``.
 
     Holds what the backward rule needs: the inputs (``parents``, a tuple), their forward
     values (``inputs``, a tuple), which of them need a gradient (``needs_input_grad``, a
-    tuple of bools) and any arrays the forward saved as attributes. After a backward pass
-    without ``retain_graph`` these are released.
+    tuple of bools) and, for a rule that reads it, the forward result (``out``). After a
+    backward pass without ``retain_graph`` these are released.
 
-    The fixed attributes are slots and the containers tuples: a graph holds one node per
+    The attributes are slots and the containers tuples: a graph holds one node per
     operation, often millions, and every per-node dict or list costs memory and is one
-    more object the garbage collector traverses. An operation's own saved values (masks,
-    axes) go into a ``__dict__`` made only for the nodes that save one.
+    more object the garbage collector traverses. An operation whose ``forward`` saves
+    values of its own (masks, axes) gets a ``Context``, which adds a ``__dict__`` for
+    them; one whose ``forward`` never touches ``ctx`` (add, multiply, exp) gets this
+    bare node.
+
+    ``saved_at`` is the count of in-place changes when the inputs were saved (see
+    ``backward``), and None once a backward pass has released the node. ``xp`` is
+    ``ARRAY_MATH``: a rule runs on Tensors (``create_graph``) through a ``Context`` made
+    for that call, so no node keeps a slot for it.
     """
 
-    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "released", "xp",
-                 "versions", "__dict__")
+    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "saved_at")
+
+    def _array_math(self):
+        return ARRAY_MATH
+
+    def _set_xp(self, xp):
+        if xp is not ARRAY_MATH:
+            raise AttributeError("a bare graph node's rule runs on arrays; give the rule a "
+                                 "Context to run it on Tensors")
+
+    xp = property(_array_math, _set_xp)
+
+    @property
+    def released(self) -> bool:
+        """Whether a backward pass without ``retain_graph`` went through this node."""
+        return getattr(self, "saved_at", None) is None
+
+    @released.setter
+    def released(self, released: bool):
+        if released:
+            self.saved_at = None
+        elif getattr(self, "saved_at", None) is None:
+            self.saved_at = IN_PLACE_CHANGES[0]
 
     def release(self):
-        self.released = True
+        self.saved_at = None
         out = self.out
         if out is not None and out.size > KEEP_AFTER_RELEASE:
             self._drop_values()
@@ -109,13 +139,37 @@ class Context:
         # a small node keeps its values for drawings and explanations
 
     def _drop_values(self):
-        self.parents = self.inputs = self.out = self.needs_input_grad = self.versions = None
+        self.parents = self.inputs = self.out = self.needs_input_grad = None
+
+
+class Context(BareContext):
+    """A graph node whose operation saves values of its own in ``forward`` (``ctx.mask =
+    ...``): a ``BareContext`` with a ``__dict__`` for them. ``xp`` is a class attribute
+    (``ARRAY_MATH``, set by ``chainrule.ops``) that a node may override."""
+
+    __slots__ = ("__dict__",)
+
+    xp = None  # ARRAY_MATH, once chainrule.ops has built it
+
+    def _drop_values(self):
+        self.parents = self.inputs = self.out = self.needs_input_grad = None
         self.__dict__.clear()
+
+
+def _saves_nothing(forward) -> bool:
+    """Whether a ``forward(ctx, ...)`` never refers to ``ctx`` (so stores nothing on it)."""
+    code = getattr(forward, "__code__", None)
+    if code is None or code.co_argcount == 0:
+        return False
+    ctx_name = code.co_varnames[0]
+    if ctx_name in code.co_cellvars:
+        return False
+    return all(instruction.argval != ctx_name for instruction in dis.get_instructions(code))
 
 
 # While a large graph is alive, Python's full collections (which would walk every node
 # again and again, finding no cycle) wait; see _collector for why and how.
-COLLECTOR_PACING = _collector.install(Context)
+COLLECTOR_PACING = _collector.install(BareContext, Context)
 
 
 class Function:
@@ -139,11 +193,14 @@ class Function:
 
     name: str
     symbol: str
+    _context_type: type = None  # BareContext or Context, from forward (__init_subclass__)
     elementwise = False
     saves_output = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        # the node type its applications record: bare unless forward saves values
+        cls._context_type = BareContext if _saves_nothing(cls.forward) else Context
         if cls.__name__.startswith("_"):
             return
         name = cls.__dict__.get("name")
@@ -187,49 +244,78 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        # The hot path of every eager operation, so the usual one or two inputs are
-        # unrolled (a comprehension is a function call of its own in CPython 3.11).
-        if len(inputs) == 2:
+        # The hot path of every eager operation. The usual one or two inputs are unrolled
+        # and call ``forward`` with positional arrays (a call with ``*arrays`` or an empty
+        # ``**params`` costs more than the node's arithmetic on small arrays), and the
+        # output Tensor is made here rather than through ``Tensor._wrap``.
+        n = len(inputs)
+        if n == 2:
             a, b = inputs
-            arrays = (a.data if isinstance(a, Tensor) else _forward_value(a),
-                      b.data if isinstance(b, Tensor) else _forward_value(b))
-        elif len(inputs) == 1:
+            if isinstance(a, Tensor):
+                x, grad_a = a.data, a.requires_grad
+            else:
+                x, grad_a = _forward_value(a), False
+            if isinstance(b, Tensor):
+                y, grad_b = b.data, b.requires_grad
+            elif type(b) is float or type(b) is int:  # x * 0.5: stays a weak Python number
+                y, grad_b = b, False
+            else:
+                y, grad_b = _forward_value(b), False
+            arrays = (x, y)
+            records = grad_a or grad_b
+        elif n == 1:
             a = inputs[0]
-            arrays = (a.data if isinstance(a, Tensor) else _forward_value(a),)
-        else:
-            arrays = tuple([x.data if isinstance(x, Tensor) else _forward_value(x)
-                            for x in inputs])
-        ctx = _new_context(Context)
+            if isinstance(a, Tensor):
+                x, records = a.data, a.requires_grad
+            else:
+                x, records = _forward_value(a), False
+            arrays = (x,)
+        else:  # a loop, not comprehensions: each of those is a call of its own
+            arrays, needs = [], []
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    arrays.append(x.data)
+                    needs.append(x.requires_grad)
+                else:
+                    arrays.append(_forward_value(x))
+                    needs.append(False)
+            arrays = tuple(arrays)
+            records = True in needs
+        # a forward that never reads ctx is given none; its node is made if it is recorded
+        ctx = _new_context(Context) if cls._context_type is Context else None
         try:
-            data = cls.forward(ctx, *arrays, **params)
+            if params:
+                data = cls.forward(ctx, *arrays, **params)
+            elif n == 2:
+                data = cls.forward(ctx, x, y)
+            elif n == 1:
+                data = cls.forward(ctx, x)
+            else:
+                data = cls.forward(ctx, *arrays)
         except ChainruleError:
             raise
         except ValueError as error:
             raise cls.value_error(arrays, params, error) from None
-        node = None
-        if _grad_mode.enabled:
-            if len(inputs) == 2:  # one shared tuple for each case, not one per node
-                needs = _NEEDS_OF_TWO[isinstance(a, Tensor) and a.requires_grad][
-                    isinstance(b, Tensor) and b.requires_grad]
-            elif len(inputs) == 1:
-                needs = _NEEDS_OF_ONE[isinstance(a, Tensor) and a.requires_grad]
+        out = _new_tensor(Tensor)  # Tensor._wrap(data, node), inlined
+        out.data = data if type(data) is np.ndarray else np.asarray(data)
+        out.grad = out._extras = None
+        if records and _grad_mode.enabled:
+            if ctx is None:
+                ctx = _new_context(BareContext)
+            if n == 2:  # one shared tuple for each case, not one per node
+                ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
+            elif n == 1:
+                ctx.needs_input_grad = _NEEDS_OF_ONE[True]
             else:
-                needs = tuple([isinstance(x, Tensor) and x.requires_grad for x in inputs])
-            if True in needs:
-                ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
-                # each input's version now, checked at backward (in-place changes)
-                if len(inputs) == 2:
-                    ctx.versions = (a._version if isinstance(a, Tensor) else None,
-                                    b._version if isinstance(b, Tensor) else None)
-                elif len(inputs) == 1:
-                    ctx.versions = (a._version if isinstance(a, Tensor) else None,)
-                else:
-                    ctx.versions = tuple([x._version if isinstance(x, Tensor) else None
-                                          for x in inputs])
-                ctx.out = data if cls.saves_output else None
-                ctx.needs_input_grad, ctx.released = needs, False
-                node = ctx
-        out = Tensor._wrap(data, node)
+                ctx.needs_input_grad = tuple(needs)
+            ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
+            # the in-place changes seen so far: an input changed after it is refused at
+            # backward (PyTorch's version counter)
+            ctx.saved_at = IN_PLACE_CHANGES[0]
+            ctx.out = data if cls.saves_output else None
+            out.requires_grad, out._ctx = True, ctx
+        else:
+            out.requires_grad, out._ctx = False, None
         if tracing.recorder is not None:
             tracing.recorder.on_operation(cls, inputs, params, out)
         return out
@@ -274,7 +360,7 @@ def topological_order(roots, allow_released=False) -> list:
         if ctx is None:
             emit(t)
             continue
-        if ctx.released and not (allow_released and ctx.parents is not None):
+        if ctx.saved_at is None and not (allow_released and ctx.parents is not None):
             raise GraphError(
                 f"backward: the graph through '{ctx.fn.name}' was already used by an "
                 "earlier backward() and its saved values were released; pass "
@@ -284,7 +370,11 @@ def topological_order(roots, allow_released=False) -> list:
         push(None)
         for parent, need in zip(ctx.parents, ctx.needs_input_grad):
             if need and parent not in visited:
-                push(parent)
+                if parent._ctx is None:  # a leaf waits for nothing: emitted at once
+                    visit(parent)
+                    emit(parent)
+                else:
+                    push(parent)
     return order
 
 
@@ -305,6 +395,9 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     if tracing.recorder is not None:
         tracing.recorder.on_backward(roots, root_grads, retain_graph, create_graph, capture)
     order = topological_order(roots, allow_released)
+    if capture is None and observer is None and not create_graph:
+        _backward_plain(order, roots, root_grads, retain_graph)
+        return None
     # Gradients are keyed by the tensors themselves: they hash by identity, and a dict
     # never calls Tensor.__eq__ for a key with an identical hash, which only the same
     # tensor has. (Keying by id() costs a call per lookup.) An entry goes when its
@@ -342,11 +435,11 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             # Drop our reference to the node's own output before its rule runs, so that
             # (unless the user holds it) its memory is free while the gradients are made.
             node, t = (t if keep_node else None), None
-            _check_versions(ctx)
+            if ctx.saved_at != IN_PLACE_CHANGES[0] and ctx.saved_at is not None:
+                _check_unchanged(ctx)
             if create_graph:
                 downstream = _call_recorded_backward(ctx, node, upstream)
             else:
-                ctx.xp = ARRAY_MATH
                 downstream = ctx.fn.backward(ctx, upstream)
                 if type(downstream) is not tuple:
                     downstream = (downstream,)
@@ -376,20 +469,107 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
                     sent.append(d if need else None)
             if observer is not None:
                 observer(node, upstream, tuple(sent))
-            if not retain_graph and not ctx.released:
+            if not retain_graph and ctx.saved_at is not None:
                 ctx.release()
     if captured is not None:
         return [captured[t] for t in capture]
     return None
 
 
-def _check_versions(ctx):
+def _backward_plain(order, roots, root_grads, retain_graph):
+    """``run_backward`` for what ``backward()`` does: gradients as arrays into ``.grad``,
+    no capture, no observer, no graph of the backward pass. The same steps as the
+    general loop, with the bookkeeping it pays per edge left out.
+
+    Whether a gradient array may be summed into in place is read from its reference
+    count instead of being tracked per edge: an array that owns its memory and that
+    nothing but ``grads`` refers to (no rule's saved values, no other input's entry, no
+    caller) can be written without anyone seeing it.
+    """
+    grads: dict[Tensor, object] = {}
+    for root, g in zip(roots, root_grads):
+        if isinstance(g, Tensor):
+            g = np.asarray(g.data, dtype=root.dtype)
+        if root.requires_grad:
+            previous = grads.get(root)
+            grads[root] = g if previous is None else previous + g
+    g = previous = None
+    ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
+    changes = IN_PLACE_CHANGES[0]
+    grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
+    try:
+        for i in range(len(order) - 1, -1, -1):
+            t = order[i]
+            order[i] = None  # let intermediate values go as soon as they are done
+            upstream = grads.pop(t, None)
+            if upstream is None:
+                continue
+            ctx = t._ctx
+            if ctx is None or (t._extras is not None and t._extras.retains_grad):
+                # ``upstream`` is this pass's own when only this frame refers to it
+                # (here and as getrefcount's argument)
+                if (t.grad is None and type(upstream) is ndarray and upstream.base is None
+                        and refcount(upstream) == 2):
+                    t.grad = upstream
+                else:
+                    _store_grad(t, upstream, False, False)
+                if ctx is None:
+                    continue
+            t = None  # the output's memory is free while its rule runs (unless held)
+            parents = ctx.parents
+            if ctx.saved_at != changes:
+                _check_unchanged(ctx)
+            downstream = ctx.fn.backward(ctx, upstream)
+            if type(downstream) is not tuple:
+                downstream = (downstream,)
+            upstream = None
+            for parent, need, d in zip(parents, ctx.needs_input_grad, downstream):
+                if need and d is not None:
+                    data = parent.data
+                    if d.shape != data.shape:
+                        d = sum_to_shape(d, data.shape)
+                    if d.dtype is not data.dtype and d.dtype != data.dtype:
+                        d = d.astype(data.dtype)
+                    previous = grads.get(parent)
+                    if previous is None:  # the first gradient to reach this input
+                        grads[parent] = d
+                    # held by grads, ``previous`` and getrefcount's argument only
+                    elif (type(previous) is ndarray and previous.base is None
+                          and refcount(previous) == 3 and previous.flags.writeable):
+                        previous += d
+                    else:  # a rule's or another input's array too: never written into
+                        grads[parent] = previous + d
+            # no stale references: to count, nor to keep values alive
+            d = downstream = previous = parent = data = None
+            if not retain_graph:  # ctx.release(), inlined
+                ctx.saved_at = None
+                out = ctx.out
+                if out is not None and out.size > keep:
+                    ctx._drop_values()
+                else:
+                    for value in ctx.inputs:
+                        if isinstance(value, ndarray) and value.size > keep:
+                            ctx._drop_values()
+                            break
+                out = value = None  # nor keep the dropped values alive
+    finally:
+        _grad_mode.enabled = grad_was_enabled
+
+
+# an interpreter without reference counts never sums in place (0 is never the count)
+_refcount = getattr(sys, "getrefcount", lambda x: 0)
+
+
+def _check_unchanged(ctx):
     """Refuse to backpropagate through values changed in place since the forward pass
-    saved them: the gradient would be silently wrong (PyTorch's version counter)."""
-    for i, (parent, saved) in enumerate(zip(ctx.parents, ctx.versions)):
-        if saved is not None and parent._version != saved:
-            how, label = getattr(parent, "_changed_by", None) or (None, None)
-            label = parent.name or label
+    saved them: the gradient would be silently wrong (PyTorch's version counter). Called
+    only when some tensor was changed since the node was recorded; each change carries
+    the count at which it was made, so the inputs changed after the node are exactly
+    those whose last change counts higher than ``ctx.saved_at``."""
+    for i, parent in enumerate(ctx.parents):
+        extras = parent._extras if isinstance(parent, Tensor) else None
+        if extras is not None and extras.changed_at > ctx.saved_at:
+            how, label = extras.changed_by[0], parent.name or extras.changed_by[1]
             what = f"'{label}' (shape {parent.shape}," if label else f"of shape {parent.shape} ("
             raise GraphError(
                 f"backward: the tensor {what} input {i + 1} of '{ctx.fn.name}') was changed "
@@ -400,16 +580,20 @@ def _check_versions(ctx):
 
 
 def _call_recorded_backward(ctx, t, upstream):
-    """Run a rule on Tensors, so that every operation it does is itself recorded."""
-    arrays, out = ctx.inputs, ctx.out
-    ctx.inputs = tuple(p if isinstance(p, Tensor) else a for p, a in zip(ctx.parents, arrays))
-    ctx.out, ctx.xp = t, TENSOR_MATH
+    """Run a rule on Tensors, so that every operation it does is itself recorded. The
+    rule gets a Context of its own for the call: the node's values with the Tensors in
+    place of their arrays, and ``xp`` recording."""
+    rule_ctx = _new_context(Context)
+    if type(ctx) is Context:
+        rule_ctx.__dict__.update(ctx.__dict__)
+    rule_ctx.fn, rule_ctx.parents, rule_ctx.saved_at = ctx.fn, ctx.parents, ctx.saved_at
+    rule_ctx.needs_input_grad = ctx.needs_input_grad
+    rule_ctx.inputs = tuple(p if isinstance(p, Tensor) else a
+                            for p, a in zip(ctx.parents, ctx.inputs))
+    rule_ctx.out, rule_ctx.xp = t, TENSOR_MATH
     if not isinstance(upstream, Tensor):
         upstream = Tensor._wrap(upstream)
-    try:
-        result = ctx.fn.backward(ctx, upstream)
-    finally:
-        ctx.inputs, ctx.out = arrays, out
+    result = ctx.fn.backward(rule_ctx, upstream)
     return result if isinstance(result, tuple) else (result,)
 
 

@@ -31,18 +31,18 @@ class Tensor:
         name: an optional label, used when the graph is drawn or explained.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "_version",
-                 "_changed_by", "__weakref__")
+    # Few slots: a graph holds one Tensor per operation. What most tensors never have (a
+    # name, retain_grad(), in-place changes) lives in one ``_extras`` object, made when
+    # first needed.
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_extras", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operator
     __hash__ = object.__hash__  # == is elementwise, identity stays hashable
 
     def __init__(self, data, requires_grad=False, dtype=None, name=None):
         self.data = _as_data(data, dtype)
-        self.grad = None
-        self.name = name
-        self._ctx = None
-        self._retains_grad = False
-        self._version = 0
+        self.grad = self._ctx = self._extras = None
+        if name is not None:
+            self.name = name
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -53,9 +53,7 @@ class Tensor:
         ``ctx`` (its node in the graph) it is an operation's output that requires grad."""
         t = _new_tensor(cls)
         t.data = data if type(data) is np.ndarray else np.asarray(data)
-        t.grad = t.name = None
-        t._retains_grad = False
-        t._version = 0
+        t.grad = t._extras = None
         if ctx is None:
             t.requires_grad, t._ctx = False, None
         else:
@@ -84,25 +82,52 @@ class Tensor:
         return self
 
     @property
+    def name(self) -> str | None:
+        extras = self._extras
+        return None if extras is None else extras.name
+
+    @name.setter
+    def name(self, value):
+        self._own_extras().name = value
+
+    @property
     def version(self) -> int:
         """How many times ``data`` was changed in place (by an optimizer step,
-        ``load_state_dict`` or ``mark_changed``). A graph remembers the version of each
-        input it saved, and ``backward()`` refuses to use one changed since."""
-        return self._version
+        ``load_state_dict`` or ``mark_changed``). A graph remembers when it saved its
+        inputs, and ``backward()`` refuses to use one changed since."""
+        extras = self._extras
+        return 0 if extras is None else extras.version
 
     def mark_changed(self, how: str | None = None, label: str | None = None):
         """Record that ``data`` was just written in place, so that a graph that saved the
         old values refuses to go back through them. ``how`` (what wrote it) and ``label``
         (what the writer calls this tensor, e.g. "0.weight") go into that error message.
         Writing into ``.data`` yourself? Call this after."""
-        self._version += 1
-        self._changed_by = (how, label)
+        extras = self._extras
+        if extras is None:
+            extras = self._extras = _Extras()
+        extras.version += 1
+        IN_PLACE_CHANGES[0] += 1
+        # the count of changes anywhere at this one: above a graph node's count means
+        # changed after that node saved it
+        extras.changed_at = IN_PLACE_CHANGES[0]
+        extras.changed_by = (how, label)
         return self
 
     def retain_grad(self):
         """Keep this non-leaf tensor's gradient in ``.grad`` after ``backward()``."""
-        self._retains_grad = True
+        self._own_extras().retains_grad = True
         return self
+
+    @property
+    def _retains_grad(self) -> bool:
+        extras = self._extras
+        return extras is not None and extras.retains_grad
+
+    def _own_extras(self) -> _Extras:
+        if self._extras is None:
+            self._extras = _Extras()
+        return self._extras
 
     def item(self):
         if tracing.recorder is not None:
@@ -242,6 +267,23 @@ class Tensor:
         return Tensor._wrap(self.data.all(axis))
 
 
+class _Extras:
+    """What few tensors have: a name, a request to keep a non-leaf's gradient, and the
+    in-place changes made to its values (how many, the last one's writer, and the
+    process-wide count at which it was made)."""
+
+    __slots__ = ("name", "retains_grad", "version", "changed_by", "changed_at")
+
+    def __init__(self):
+        self.name, self.retains_grad, self.version = None, False, 0
+        self.changed_by, self.changed_at = (None, None), 0
+
+
+# How many in-place changes (``mark_changed``) the process has seen. A graph node keeps
+# the count at which it saved its inputs: while it is unchanged, no input can have been
+# written since, and backward() checks nothing more (one int shared by every node).
+IN_PLACE_CHANGES = [0]
+
 _new_tensor = object.__new__  # a Tensor without the call through type.__call__ and __init__
 
 
@@ -289,7 +331,8 @@ def _shape(shape):
 def _leaf(array, requires_grad=False, name=None) -> Tensor:
     """A leaf around an array a factory just made (no second copy)."""
     t = Tensor._wrap(array)
-    t.name = name
+    if name is not None:
+        t.name = name
     return t.requires_grad_(True) if requires_grad else t
 
 

@@ -148,5 +148,6 @@ RULE_FUNCTIONS = {
 
 engine.ARRAY_MATH = SimpleNamespace(records=False, **{k: v[0] for k, v in RULE_FUNCTIONS.items()})
 engine.TENSOR_MATH = SimpleNamespace(records=True, **{k: v[1] for k, v in RULE_FUNCTIONS.items()})
+engine.Context.xp = engine.ARRAY_MATH  # what a node's rule calls unless it runs on Tensors
 
 methods.install(Tensor)

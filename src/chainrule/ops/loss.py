@@ -27,9 +27,10 @@ def class_targets(logits_shape, target, op: str) -> np.ndarray:
     if target.shape != (n,):
         raise ShapeError(f"{op}: scores {tuple(logits_shape)} need targets of shape ({n},), "
                          f"got {target.shape}")
-    outside = (target.astype(np.uint64, copy=False) >= c)  # negatives wrap to huge values
-    if outside.any():
-        bad = target[outside][0]
+    # one reduction over the labels seen as unsigned: negatives wrap to huge values
+    if n and np.maximum.reduce(target.view(np.uint64 if target.itemsize == 8 else
+                                           np.dtype(f"u{target.itemsize}"))) >= c:
+        bad = target[target.astype(np.uint64, copy=False) >= c][0]
         raise ShapeError(f"{op}: target labels must lie in [0, {c}), got {bad}")
     return target
 
@@ -44,6 +45,10 @@ def _reduce(losses, reduction):
     if reduction == "mean":
         if losses.size == 0:  # the mean of no losses: NaN as in PyTorch, without a warning
             return np.full((), np.nan, dtype=losses.dtype)
+        if losses.dtype.kind == "f" and losses.itemsize >= 4:
+            # what ndarray.mean computes, without its Python-level wrapper (microseconds
+            # on a batch's losses)
+            return np.asarray(np.add.reduce(losses, axis=None) / losses.size)
         return np.asarray(losses.mean())
     if reduction == "sum":
         return np.asarray(losses.sum())
@@ -68,9 +73,10 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target=None, reduction="mean"):
         rows = np.arange(logits.shape[0])
-        shifted = logits - logits.max(axis=1, keepdims=True)  # no overflow in exp
+        # ufunc reductions: ndarray.max and .sum add a Python-level wrapper each
+        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # exp: no overflow
         probs = np.exp(shifted)
-        norm = probs.sum(axis=1)
+        norm = np.add.reduce(probs, axis=1)
         probs /= norm[:, None]
         ctx.target, ctx.rows, ctx.reduction, ctx.probs = target, rows, reduction, probs
         return _reduce(np.log(norm) - shifted[rows, target], reduction)

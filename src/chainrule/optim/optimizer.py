@@ -185,16 +185,20 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        how = f"{type(self).__name__}.step()"
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
-                grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
-                if grad.shape != p.shape:
+                if type(grad) is not np.ndarray:
+                    grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+                data = p.data
+                if grad.shape != data.shape:
                     raise ShapeError(f"{type(self).__name__}.step: a parameter of shape "
                                      f"{p.shape} has a gradient of shape {grad.shape}")
-                self._update(p.data, grad, self.state[p], group, self._work(p))
-                p.mark_changed(f"{type(self).__name__}.step()")
+                self._update(data, grad, self.state[p], group, self._work(p))
+                p.mark_changed(how)
         return loss
 
     def _update(self, param, grad, state, group, scratch):
@@ -202,9 +206,9 @@ class Optimizer:
 
     def _work(self, p):
         """The parameter's ``Scratch``, reused across steps (remade if p changed shape)."""
-        scratch = self._scratch.get(p)
-        order = memory_order(p.data)
-        if (scratch is None or scratch.shape != p.shape or scratch.dtype != p.dtype
+        scratch, data = self._scratch.get(p), p.data
+        order = memory_order(data)
+        if (scratch is None or scratch.shape != data.shape or scratch.dtype != data.dtype
                 or scratch.order != order):
             scratch = self._scratch[p] = Scratch(p.shape, p.dtype, order)
         return scratch

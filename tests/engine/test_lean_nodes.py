@@ -1,0 +1,127 @@
+"""The eager engine's lean bookkeeping: bare nodes for operations that save nothing,
+gradients summed in place only into arrays nobody else holds, and the in-place check
+that looks further only when something was changed since a node was recorded."""
+
+import weakref
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import engine
+from chainrule.engine import BareContext, Context, Function
+from chainrule.errors import GraphError
+
+
+def test_an_operation_whose_forward_saves_nothing_records_a_bare_node():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    assert type((x * 2.0)._ctx) is BareContext
+    assert not hasattr((x * 2.0)._ctx, "__dict__")
+    assert type(cr.relu(x)._ctx) is Context  # relu saves its mask
+
+
+def test_an_operation_that_saves_values_gets_a_context_with_room_for_them():
+    class Scaled(Function):
+        name = "test_lean_scaled"
+
+        @staticmethod
+        def forward(ctx, a, factor=1.0):
+            ctx.factor = factor
+            return a * factor
+
+        @staticmethod
+        def backward(ctx, upstream):
+            return upstream * ctx.factor
+
+    try:
+        x = cr.tensor([1.0, 2.0], requires_grad=True)
+        y = Scaled.apply(x, factor=3.0)
+        assert type(y._ctx) is Context
+        y.sum().backward()
+        np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+    finally:
+        del engine.OPERATIONS["test_lean_scaled"]
+
+
+def test_a_gradient_passed_to_two_inputs_is_never_summed_into_in_place():
+    # add passes its upstream array on to both inputs: the same array reaches x twice
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    seed = np.array([1.0, 1.0], dtype=np.float32)
+    (x + x).backward(seed)
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(seed, [1.0, 1.0])  # the caller's array is untouched
+
+
+def test_gradients_summed_into_an_array_made_for_them_leave_others_alone():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    w = cr.tensor([3.0, 4.0], requires_grad=True)
+    a = x * w
+    y = a + a * x + (x - w)  # several paths into x and w, some through add's pass-through
+    y.backward(np.ones(2, dtype=np.float32))
+    xv, wv = x.data.astype(np.float64), w.data.astype(np.float64)
+    np.testing.assert_allclose(x.grad, wv + 2 * xv * wv + 1)
+    np.testing.assert_allclose(w.grad, xv + xv * xv - 1)
+
+
+def test_leaf_gradients_are_arrays_of_their_own():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    y = cr.tensor([5.0, 6.0], requires_grad=True)
+    (x + y).backward(np.ones(2, dtype=np.float32))
+    assert x.grad is not y.grad  # add gave both the same upstream array
+    x.grad += 1
+    np.testing.assert_array_equal(y.grad, [1.0, 1.0])
+
+
+def test_changing_an_unrelated_tensor_does_not_refuse_backward():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    other = cr.tensor([0.0], requires_grad=True)
+    y = (x * x).sum()
+    other.mark_changed("an unrelated update")
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+
+def test_changing_an_input_after_the_forward_is_refused_whatever_else_changed():
+    x = cr.tensor([1.0, 2.0], requires_grad=True, name="x")
+    before = cr.tensor([0.0], requires_grad=True)
+    before.mark_changed("an earlier update")  # changed before the forward: fine
+    y = (x * x * before.sum()).sum()
+    x.mark_changed("my update")
+    with pytest.raises(GraphError, match="'x' .*changed in place by my update"):
+        y.backward()
+
+
+def test_double_backward_through_bare_nodes():
+    x = cr.tensor([0.5, -1.0], dtype=np.float64, requires_grad=True)
+    y = cr.tanh(x).sum()
+    (g,) = cr.autograd.grad(y, [x], create_graph=True)
+    g.sum().backward()
+    t = np.tanh(x.data)
+    np.testing.assert_allclose(x.grad, -2 * t * (1 - t * t))
+
+
+def test_a_released_nodes_values_are_gone_before_the_next_rule_runs():
+    seen_alive = []
+
+    class Probe(Function):  # identity whose backward looks at its own output's values
+        name = "test_lean_probe"
+
+        @staticmethod
+        def forward(ctx, a):
+            return a.copy()
+
+        @staticmethod
+        def backward(ctx, upstream):
+            seen_alive.append(values() is not None)
+            return upstream
+
+    try:
+        x = cr.tensor(np.ones(1000), requires_grad=True)
+        h = Probe.apply(x)
+        values = weakref.ref(h.data)
+        y = (h * 2.0).sum()  # the product's node saves h's values, released before Probe
+        del h
+        y.backward()
+        assert seen_alive == [False]
+    finally:
+        del engine.OPERATIONS["test_lean_probe"]
