@@ -59,6 +59,8 @@ def test_the_command_has_every_setting():
     ("x1,x2,label\n0,0,0\n1,abc,1\n", "line 3: '1' or 'abc' is not a number"),
     ("0,0,0,4\n", "line 1: expected 3 columns"),
     ("1,2,-1\n", "line 1: the label '-1' is not a whole number from 0 to 7"),
+    ("1,2,0.25\n", "'0.25' is not a whole number from 0 to 7 (real-valued targets make a "
+                   "regression"),
     ("1,nan,1\n", "line 1: coordinates must be finite"),
     ("".join(f"{i},{i},0\n" for i in range(20)), "at least two classes"),
     ("".join(f"{i},{i},{2 * (i % 2)}\n" for i in range(20)), "no row has label 1"),

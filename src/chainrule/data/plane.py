@@ -17,6 +17,7 @@ import numpy as np
 
 from chainrule.errors import DataError
 
+from .._io import atomic_write_text
 from .datasets import Dataset
 from .loader import train_val_split
 
@@ -148,14 +149,22 @@ def write_points(path_or_file, splits: dict) -> None:
     if hasattr(path_or_file, "write"):
         path_or_file.write(text)
     else:
-        with open(path_or_file, "w", encoding="utf-8") as f:
-            f.write(text)
+        atomic_write_text(path_or_file, text)
+
+
+def _is_fraction(cell: str) -> bool:
+    try:
+        return not float(cell).is_integer()
+    except ValueError:
+        return False
 
 
 def _label(cell: str, number: int) -> int:
     if not cell.isdigit() or int(cell) >= MAX_CLASSES:
+        hint = (" (real-valued targets make a regression: --loss mse, or the playground's "
+                "regression problem)" if _is_fraction(cell) else "")
         raise DataError(f"line {number}: the label {cell[:20]!r} is not a whole number from "
-                        f"0 to {MAX_CLASSES - 1}")
+                        f"0 to {MAX_CLASSES - 1}{hint}")
     return int(cell)
 
 
