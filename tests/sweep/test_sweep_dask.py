@@ -22,6 +22,8 @@ from chainrule.sweep import sweep  # noqa: E402
 
 pytestmark = pytest.mark.slow
 DASK = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+# Dask's HTTP endpoints run even without a dashboard, on every interface unless told
+LOOPBACK_HTTP = ["--dashboard-address", "127.0.0.1:0"]
 
 
 def rows(out):
@@ -95,13 +97,15 @@ def cluster(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     logs = open(tmp_path / "cluster.log", "w")
     started = [subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--no-dashboard"], stdout=logs, stderr=logs, env=env)]
+        [*DASK, "--host", "127.0.0.1",
+         "--port", str(port), "--no-dashboard", *LOOPBACK_HTTP], stdout=logs, stderr=logs,
+        env=env)]
     workers = []
     for i in range(2):
         workers.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-             "--no-nanny", "--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"],
+             "--no-nanny", "--host", "127.0.0.1", "--no-dashboard", *LOOPBACK_HTTP,
+             "--name", f"w{i}"],
             stdout=logs, stderr=logs, env=env))
     try:
         from distributed import Client
