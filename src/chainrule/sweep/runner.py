@@ -199,33 +199,41 @@ class Cluster:
         self._stopping = threading.Lock()
         self._stopped = False
 
-    def stop(self):
+    def stop(self, phases=None):
+        """Close the client and the embedded cluster; ``phases["cluster_stop"]``: seconds."""
         with self._stopping:
             if self._stopped:
                 return
             self._stopped = True
+            clock = time.perf_counter()
             try:
                 if self.client is not None:
                     self.client.close()
             finally:
                 if self._local_cluster is not None:
                     self._local_cluster.close()
+                if phases is not None:  # before the lock is let go: a waiting stop()
+                    _lap(phases, "cluster_stop", clock)  # returns after it
+
+    def __iter__(self):  # with dask_client() as (client, where): ...
+        return iter((self.client, self.where))
 
     def stop_after(self, future, phases=None) -> concurrent.futures.Future:
         """In a thread: wait for the Dask ``future`` (or None), then ``stop()``. Returns a
-        future of ``future``'s result; ``phases["cluster_stop"]``: the stop's seconds."""
+        future of ``future``'s result (or error), done once the cluster has stopped;
+        ``phases["cluster_stop"]``: the stop's seconds."""
         done = concurrent.futures.Future()
 
         def wait_then_stop():
             try:
-                done.set_result(future.result() if future is not None else None)
+                try:
+                    result = future.result() if future is not None else None
+                finally:
+                    self.stop(phases)
             except BaseException as e:  # raised again by done.result() in the caller
                 done.set_exception(e)
-            finally:
-                clock = time.perf_counter()
-                self.stop()
-                if phases is not None:
-                    _lap(phases, "cluster_stop", clock)
+            else:
+                done.set_result(result)
 
         _start_thread(wait_then_stop, "stop the Dask cluster")
         return done
