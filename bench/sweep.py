@@ -3,6 +3,7 @@
     python bench/sweep.py                  # both, a few minutes on 2 cores
     python bench/sweep.py --only population
     python bench/sweep.py --only dask
+    python bench/sweep.py --only startup
 
 1. population: 32 spiral trials (MLP 2-100-3, Adam, 200 epochs, batch 64; lr and reg drawn
    log-uniformly) on one core, BLAS pinned to 1 thread, compared like for like:
@@ -20,6 +21,9 @@
    cluster do. Reported with everything (process and cluster start, the best trial's test
    evaluation, sweep.png, cluster stop) and with the cluster up only (trials + results,
    from sweep.json's phases). Target: 2 workers >= 1.7x faster than 1. Needs 2 idle cores.
+
+3. startup: what every sweep pays before its first trial, in new processes (median of 9):
+   ``python -c "import chainrule"``, ``chainrule sweep --help`` (the command line's start).
 
 Candidates alternate (A, B, A, B, ...) for ``--rounds`` rounds; a ratio is the median of
 the per-round ratios. Timings move with the machine's load (shown); the ratios move less.
@@ -191,9 +195,27 @@ def bench_dask(rounds, epochs):
           f"{'met' if ratio_all >= 1.7 else 'MISSED'} ({ratio_all:.2f}x)\n")
 
 
+def bench_startup(repeats=9):
+    commands = {"import chainrule": [sys.executable, "-c", "import chainrule"],
+                "chainrule sweep --help": [sys.executable, "-m", "chainrule", "sweep",
+                                           "--help"],
+                "python alone": [sys.executable, "-c", "pass"]}
+    times = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - started)
+    print("startup: new processes, wall seconds (median of "
+          f"{repeats}; the interpreter's own start included)")
+    for name, seconds in times.items():
+        print(f"  {name:<24} {statistics.median(seconds):.3f} s")
+    print(f"({load()})\n")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("population", "dask"))
+    parser.add_argument("--only", choices=("population", "dask", "startup"))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--dask-epochs", type=int, default=50,
                         help="epochs of each trial of the Dask sweep (the issue's command: 20)")
@@ -202,6 +224,8 @@ def main(argv=None):
     print(header() + "\n")
     if args.only in (None, "population"):
         bench_population(args.rounds)
+    if args.only in (None, "startup"):
+        bench_startup()
     if args.only in (None, "dask"):
         bench_dask(args.rounds, args.dask_epochs)
 

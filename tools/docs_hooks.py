@@ -42,12 +42,14 @@ def public_modules(package="chainrule") -> list[str]:
 
 
 def exported_names(module) -> list[str]:
-    """The names a package offers: its ``__all__``, else every public name it holds that is
-    a function, class or submodule."""
+    """The names a package offers: its ``__all__``, else every public name it holds (or
+    imports when asked) that is a function, class or submodule."""
     names = getattr(module, "__all__", None)
     if names is None:
-        names = [n for n, v in vars(module).items() if not n.startswith("_")
-                 and (inspect.isfunction(v) or inspect.isclass(v) or inspect.ismodule(v))]
+        # dir(), not vars(): a package may import some names on first use (PEP 562)
+        names = [n for n in dir(module) if not n.startswith("_")
+                 and (inspect.isfunction(v := getattr(module, n)) or inspect.isclass(v)
+                      or inspect.ismodule(v))]
     return sorted(names, key=str.lower)
 
 

@@ -14,8 +14,9 @@ node's upstream gradient by it to get the downstream gradients.
     (array(-4., dtype=float32), array(-4., dtype=float32), array(3., dtype=float32))
 """
 
-from . import autograd, data, gradcheck, nn, optim, plots, viz
-from .compiler import compile
+import importlib as _importlib
+import typing as _typing
+
 from .engine import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .errors import (
     ArgumentError,
@@ -70,8 +71,6 @@ from .ops import (
     var,
     where,
 )
-from .run import Run, fit, load_run
-from .serialization import load, save
 from .tensor import (
     Tensor,
     arange,
@@ -93,6 +92,34 @@ from .tensor import (
     zeros,
     zeros_like,
 )
-from .viz import draw_graph, explain
 
 __version__ = "0.1.0"
+
+# The rest is imported on first use (``cr.nn``, ``cr.compile``, ...): ``import chainrule``
+# then costs the engine alone, which is what a worker process or the command line pays
+# before it does anything.
+_SUBMODULES = ("autograd", "data", "gradcheck", "nn", "optim", "plots", "viz")
+_FROM = {"compile": "compiler", "Run": "run", "fit": "run", "load_run": "run",
+         "load": "serialization", "save": "serialization", "draw_graph": "viz",
+         "explain": "viz"}
+
+if _typing.TYPE_CHECKING:  # the same names, for tools that read the code without running it
+    from . import autograd, data, gradcheck, nn, optim, plots, viz
+    from .compiler import compile
+    from .run import Run, fit, load_run
+    from .serialization import load, save
+    from .viz import draw_graph, explain
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    if name in _FROM:
+        value = getattr(_importlib.import_module(f"{__name__}.{_FROM[name]}"), name)
+        globals()[name] = value  # found directly from now on
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_FROM))

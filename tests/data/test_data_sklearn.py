@@ -53,3 +53,29 @@ def test_load_dataset_by_name(sklearn):
     ds = load_dataset("digits", seed=2)
     np.testing.assert_array_equal(ds.X_val, digits(seed=2).X_val)
     assert load_dataset("iris").name == "iris"
+
+
+@pytest.mark.parametrize("name", ["digits", "iris"])
+def test_read_without_importing_scikit_learn_and_equal_to_its_loader(sklearn, name,
+                                                                     monkeypatch):
+    import subprocess
+
+    # a fresh process: this one has imported scikit-learn already
+    code = (f"import sys; from chainrule.data import {name}; {name}(); "
+            "print('sklearn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+    bunch = getattr(sklearn, f"load_{name}")()
+    loader = {"digits": digits, "iris": iris}[name]
+    from_file = loader(seed=3)
+    # the same data set when the file cannot be found and scikit-learn's loader runs
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    from_loader = loader(seed=3)
+    for split in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+        a, b = getattr(from_file, split), getattr(from_loader, split)
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert len(bunch.target) == sum(len(s) for s in (from_file.y_train, from_file.y_val,
+                                                        from_file.y_test))

@@ -138,9 +138,10 @@ def test_sweep_on_a_separately_started_cluster(tmp_path, capsys, cluster):
 def test_a_killed_worker_loses_no_trial(tmp_path, cluster):
     address, workers = cluster
     out = tmp_path / "sweep"
+    # a checkpoint every epoch: a trial is caught half done however fast the machine is
     argv = [sys.executable, "-m", "chainrule",
-            *[str(a) for a in spiral_sweep(out, "--scheduler", address, trials=6,
-                                           epochs=150)]]
+            *[str(a) for a in spiral_sweep(out, "--scheduler", address,
+                                           "--checkpoint-every", 0, trials=6, epochs=150)]]
     driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     try:

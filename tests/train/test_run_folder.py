@@ -28,10 +28,12 @@ def main(capsys, *argv):
     return code, captured.out, captured.err
 
 
-def start_long_run(out: Path) -> subprocess.Popen:
-    """A real run that takes a while (many epochs of the digits)."""
+def start_long_run(out: Path, slow_first_epoch=False) -> subprocess.Popen:
+    """A real run that takes a while (many epochs of the digits); ``slow_first_epoch``:
+    one that holds its folder for seconds before it writes any file there."""
+    slow = ["--hidden", "1000", "1000", "--batch-size", "1"] if slow_first_epoch else []
     return subprocess.Popen([sys.executable, "-m", "chainrule", "train", "--dataset", "digits",
-                             "--epochs", "500", "--quiet", "--out", str(out)],
+                             "--epochs", "500", *slow, "--quiet", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -51,7 +53,8 @@ def holder_pid(out: Path):
 
 def test_two_runs_on_one_folder(tmp_path, capsys):
     out = tmp_path / "run"
-    first = start_long_run(out)
+    # killed before its first epoch ends, it leaves no file but its lock
+    first = start_long_run(out, slow_first_epoch=True)
     try:
         wait_for(lambda: holder_pid(out) == first.pid)
         code, _, err = main(capsys, "train", "--dataset", "xor", "--epochs", "2", "--quiet",

@@ -9,6 +9,8 @@ which is an optional dependency (``pip install "chainrule[datasets]"``).
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,15 +124,41 @@ def _sklearn_datasets():
     return datasets
 
 
+def _sklearn_table(filename: str, shape: tuple[int, int], header_lines: int = 0):
+    """(features, labels) of a table scikit-learn ships as a CSV file in its package
+    (sklearn/datasets/data/), read straight from the file its own loader reads: importing
+    scikit-learn takes half a second, longer than the training of a small sweep trial.
+    ``shape``: the table's (rows, columns), the last column the label. None when the file
+    is not there or not of that shape (then scikit-learn's loader is used)."""
+    try:
+        spec = importlib.util.find_spec("sklearn")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations)), "datasets", "data", filename)
+    try:
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if filename.endswith(".gz") else raw).decode("ascii")
+        rows = text.strip().split("\n")[header_lines:]
+        table = np.array(",".join(rows).split(","), dtype=np.float64).reshape(shape)
+    except (OSError, EOFError, ValueError):  # moved, or changed in a newer scikit-learn
+        return None
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
 def digits(seed: Seed = 0) -> Dataset:
     """The 1 797 8x8 handwritten digits of scikit-learn, 10 classes.
 
     Pixels are scaled from 0..16 to [0, 1]; 64 features per row, ``image_shape=(8, 8)``.
     Split 20% test, then 10% of the rest validation, stratified, fixed by ``seed``.
     """
-    bunch = _sklearn_datasets().load_digits()
-    X = np.asarray(bunch.data, dtype=np.float32) / np.float32(16.0)
-    return split_three_ways("digits", X, bunch.target, 10, seed, image_shape=(8, 8))
+    table = _sklearn_table("digits.csv.gz", (1797, 65))
+    if table is None:
+        bunch = _sklearn_datasets().load_digits()
+        table = bunch.data, bunch.target
+    X = np.asarray(table[0], dtype=np.float32) / np.float32(16.0)
+    return split_three_ways("digits", X, table[1], 10, seed, image_shape=(8, 8))
 
 
 def iris(seed: Seed = 0) -> Dataset:
@@ -139,8 +167,11 @@ def iris(seed: Seed = 0) -> Dataset:
     Features are left in centimetres (use ``Standardize``). Split 20% test, then 10% of the
     rest validation, stratified, fixed by ``seed``.
     """
-    bunch = _sklearn_datasets().load_iris()
-    return split_three_ways("iris", bunch.data, bunch.target, 3, seed)
+    table = _sklearn_table("iris.csv", (150, 5), header_lines=1)
+    if table is None:
+        bunch = _sklearn_datasets().load_iris()
+        table = bunch.data, bunch.target
+    return split_three_ways("iris", *table, 3, seed)
 
 
 def search_dirs(name: str, path: str | os.PathLike | None, system_dirs=()) -> list[Path]:

@@ -8,6 +8,7 @@ are only ever taken of non-positive numbers.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -16,10 +17,20 @@ from ..engine import Function
 from ..errors import ArgumentError
 from .elementwise import clip, sigmoid, tanh
 
-try:  # SciPy's erf is faster; math.erf element by element gives the same values
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - depends on what is installed
-    _erf = np.frompyfunc(math.erf, 1, 1)
+
+@functools.cache
+def _erf_function():
+    """SciPy's erf, which is faster; math.erf element by element gives the same values.
+    Looked up on first use: importing SciPy takes longer than importing chainrule."""
+    try:
+        from scipy.special import erf
+    except ImportError:  # pragma: no cover - depends on what is installed
+        return np.frompyfunc(math.erf, 1, 1)
+    return erf
+
+
+def _erf(x):
+    return _erf_function()(x)
 
 
 class LeakyReLU(Function):

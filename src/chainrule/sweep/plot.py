@@ -33,6 +33,13 @@ def _is_log(space) -> bool:
     return len(values) == len(space.values) and max(values) / min(values) >= 100
 
 
+def import_matplotlib():
+    """Import the parts of matplotlib that ``plot_sweep`` uses (ahead of drawing)."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.ticker  # noqa: F401
+
+
 def plot_sweep(rows: list[dict], spaces: dict, path, best_index=None):
     """Draw the sweep's trials (``rows`` of results.csv as dicts) to ``path``."""
     from matplotlib.ticker import NullLocator

@@ -11,6 +11,7 @@ each trial's outcome in its folder's trial.json, and its checkpoints.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import csv
 import io
@@ -129,23 +130,27 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
     where = None  # no cluster is started when every trial has finished
     pending = [t for t in tasks if t["index"] not in outcomes]
     phases, finished = {}, None  # seconds of each stage; the end, when made on the cluster
+    if pending and not scheduler:
+        start_worker_server()  # a head start: it imports while this process goes on
     try:
         if pending:
             clock = time.perf_counter()
-            with dask_client(scheduler, workers) as (client, where):
+            with dask_client(scheduler, workers) as cluster:
+                where = cluster.where
                 clock = _lap(phases, "cluster_start", clock)
-                _run_on_dask(client, pending, outcomes, population, len(tasks), progress, log)
+                _run_on_dask(cluster, pending, outcomes, population, len(tasks), progress,
+                             log)
                 clock = _lap(phases, "trials", clock)
-                finished = _finish_on_cluster(client, out, space, tasks, outcomes)
-                clock = _lap(phases, "results", clock)
-            _lap(phases, "cluster_stop", clock)
+                finished = _finish_on_cluster(cluster, out, space, tasks, outcomes, phases)
+                _lap(phases, "results", clock)
     except KeyboardInterrupt:  # what finished so far, on disk before the sweep stops
         _write_results(out, results_rows(tasks, outcomes, space), space)
         _write_summary(out, {"plan": plan, "trials": len(tasks), "finished": len(outcomes),
                              "status": "stopped"})
         raise
     rows = results_rows(tasks, outcomes, space)
-    _write_results(out, rows, space)
+    if finished is None:  # nothing ran: the table and picture of the trials on disk
+        _write_results(out, rows, space)
     summary = _finish(out, space, tasks, outcomes, rows, plan, where, population,
                       time.perf_counter() - started, phases, finished)
     return summary
@@ -163,24 +168,82 @@ def _best_outcome(outcomes):
     return max(ok, key=lambda o: (o["val_accuracy"], -o["index"])) if ok else None
 
 
-def _finish_on_cluster(client, out, space, tasks, outcomes):
-    """The sweep's end while the cluster is up: the best trial's one test evaluation runs
-    on a worker (which has the data set loaded) while this process draws sweep.png.
-    Returns (test evaluation or None, picture path or None)."""
+def _finish_on_cluster(cluster, out, space, tasks, outcomes, phases):
+    """The sweep's end, which no more workers make shorter, overlapped: the best trial's
+    one test evaluation runs on a worker (which has the data set loaded) and the cluster
+    stops in the background as soon as it is done, while this process writes results.csv,
+    draws sweep.png and copies best/. Returns (test evaluation or None, picture or None)."""
     best = _best_outcome(outcomes)
-    evaluation = (client.submit(evaluate_run, tasks[best["index"]]["dir"], pure=False)
-                  if best is not None else None)
-    picture = _draw(out, results_rows(tasks, outcomes, space), space,
-                    None if best is None else best["index"])
-    test = evaluation.result().get("test") if evaluation is not None else None
-    return test, picture
+    evaluation = (cluster.client.submit(evaluate_run, tasks[best["index"]]["dir"],
+                                        pure=False) if best is not None else None)
+    stopped = cluster.stop_after(evaluation, phases)
+    rows = results_rows(tasks, outcomes, space)
+    _write_results(out, rows, space)
+    picture = _draw(out, rows, space, None if best is None else best["index"])
+    if best is not None:
+        _copy_best(Path(tasks[best["index"]]["dir"]), out / BEST)
+    evaluated = stopped.result()  # the evaluation's result, or its error raised here
+    return (evaluated.get("test") if evaluated is not None else None), picture
 
 
 # ----- where the trials run -----------------------------------------------------------------
+class Cluster:
+    """Where a sweep's trials run: ``client`` (a ``distributed.Client``), ``where`` (a
+    phrase for the user), ``workers`` (how many at the start). ``stop()`` closes the client
+    and, for an embedded cluster, the cluster; it may be called from any thread and more
+    than once (a second call waits for the first)."""
+
+    def __init__(self, client, where, workers, local_cluster=None):
+        self.client, self.where, self.workers = client, where, workers
+        self._local_cluster = local_cluster
+        self._stopping = threading.Lock()
+        self._stopped = False
+
+    def stop(self, phases=None):
+        """Close the client and the embedded cluster; ``phases["cluster_stop"]``: seconds."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            clock = time.perf_counter()
+            try:
+                if self.client is not None:
+                    self.client.close()
+            finally:
+                if self._local_cluster is not None:
+                    self._local_cluster.close()
+                if phases is not None:  # before the lock is let go: a waiting stop()
+                    _lap(phases, "cluster_stop", clock)  # returns after it
+
+    def __iter__(self):  # with dask_client() as (client, where): ...
+        return iter((self.client, self.where))
+
+    def stop_after(self, future, phases=None) -> concurrent.futures.Future:
+        """In a thread: wait for the Dask ``future`` (or None), then ``stop()``. Returns a
+        future of ``future``'s result (or error), done once the cluster has stopped;
+        ``phases["cluster_stop"]``: the stop's seconds."""
+        done = concurrent.futures.Future()
+
+        def wait_then_stop():
+            try:
+                try:
+                    result = future.result() if future is not None else None
+                finally:
+                    self.stop(phases)
+            except BaseException as e:  # raised again by done.result() in the caller
+                done.set_exception(e)
+            else:
+                done.set_result(result)
+
+        _start_thread(wait_then_stop, "stop the Dask cluster")
+        return done
+
+
 @contextlib.contextmanager
 def dask_client(scheduler=None, workers=None):
-    """A Dask client and a phrase saying where it runs: an embedded LocalCluster (started
-    and stopped here) or the cluster whose scheduler is at ``scheduler``."""
+    """A ``Cluster`` (its Dask client, and a phrase saying where it runs): an embedded
+    LocalCluster (started and stopped here) or the cluster whose scheduler is at
+    ``scheduler``."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -192,36 +255,80 @@ def dask_client(scheduler=None, workers=None):
         except (OSError, TimeoutError, ValueError) as e:
             raise ChainruleError(f"cannot reach the Dask scheduler at {scheduler} ({e}); start "
                                  "one with `dask scheduler`, or leave out --scheduler") from None
+        cluster = Cluster(client, None, 0)
         try:
             try:
                 client.wait_for_workers(1, timeout=60)
             except TimeoutError:
                 raise ChainruleError(f"the Dask scheduler at {scheduler} has no workers; "
                                      f"start some with `dask worker {scheduler}`") from None
-            count = len(client.scheduler_info()["workers"])
-            yield client, (f"the Dask cluster at {scheduler} ({count} worker"
-                           f"{'s' if count != 1 else ''} at the start)")
+            count = cluster.workers = len(client.scheduler_info()["workers"])
+            cluster.where = (f"the Dask cluster at {scheduler} ({count} worker"
+                             f"{'s' if count != 1 else ''} at the start)")
+            yield cluster
         finally:
-            client.close()
+            cluster.stop()
         return
+    import dask
+
     count = workers or os.cpu_count() or 1
+    # the start method is read again whenever a worker process is restarted
+    with dask.config.set({"distributed.worker.multiprocessing-method": start_worker_server()}):
+        try:
+            with _workers_ignore_ctrl_c():
+                local = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                     host="127.0.0.1", dashboard_address=None,
+                                     silence_logs=logging.CRITICAL, env=ONE_THREAD_ENV)
+        except RuntimeError as e:  # most often: a script without a __main__ guard
+            raise ChainruleError(
+                f"could not start Dask's worker processes ({e}); Dask starts them as new "
+                "Python processes that import the calling script again, so from a script "
+                'call sweep() under `if __name__ == "__main__":` (and not from code piped '
+                "into python)") from None
+        cluster = Cluster(None, f"an embedded Dask cluster of {count} worker processes",
+                          count, local)
+        try:
+            cluster.client = Client(local)
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+# What a worker process imports before its first task: Dask, and the code of the trials.
+WORKER_IMPORTS = ["distributed", "chainrule.sweep"]
+
+
+def start_worker_server() -> str:
+    """Start multiprocessing's fork server with ``WORKER_IMPORTS`` imported in it, and
+    return the start method for the embedded cluster's worker processes ("forkserver",
+    or "spawn" where a system has none).
+
+    A worker forked from that server is ready in a few hundredths of a second; a spawned
+    one is a new Python that imports Dask and chainrule first (about a second of CPU),
+    time that every sweep waits and that more workers do not shorten. The server starts
+    once per process, as soon as a sweep knows it has trials to run, and imports while
+    the sweep goes on; it and every worker it forks ignore Ctrl-C (see
+    ``_workers_ignore_ctrl_c``) and use one BLAS thread."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    saved = {name: os.environ.get(name) for name in ONE_THREAD_ENV}
+    os.environ.update(ONE_THREAD_ENV)  # read by BLAS when the server imports NumPy
     try:
         with _workers_ignore_ctrl_c():
-            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None,
-                                   silence_logs=logging.CRITICAL, env=ONE_THREAD_ENV)
-    except RuntimeError as e:  # most often: a script without a __main__ guard
-        raise ChainruleError(
-            f"could not start Dask's worker processes ({e}); Dask starts them as new Python "
-            "processes that import the calling script again, so from a script call sweep() "
-            'under `if __name__ == "__main__":` (and not from code piped into python)'
-        ) from None
-    client = Client(cluster)
-    try:
-        yield client, f"an embedded Dask cluster of {count} worker processes"
+            forkserver.set_forkserver_preload(WORKER_IMPORTS)
+            forkserver.ensure_running()
+    except OSError:
+        return "spawn"
     finally:
-        client.close()
-        cluster.close()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return "forkserver"
 
 
 @contextlib.contextmanager
@@ -255,9 +362,10 @@ def _group_tasks(pending, population):
     return chunks + alone
 
 
-def _run_on_dask(client, pending, outcomes, population, total, progress, log):
+def _run_on_dask(cluster, pending, outcomes, population, total, progress, log):
     from distributed import as_completed
 
+    client = cluster.client
     batch = uuid.uuid4().hex[:8]
     futures = {}
     for group in _group_tasks(pending, population):
@@ -275,8 +383,17 @@ def _run_on_dask(client, pending, outcomes, population, total, progress, log):
     bar = _progress_bar(progress, total, len(outcomes))
     best = max((o.get("val_accuracy") or 0.0 for o in outcomes.values()
                 if o["status"] == "ok"), default=None)
+    # drawing sweep.png needs matplotlib, a few tenths of a second to import: done on a
+    # core no worker needs, at once if there is one, else when the last tasks leave one
+    drawing = None
+    if (os.cpu_count() or 1) > cluster.workers:
+        drawing = _start_thread(_import_drawing, "import matplotlib")
+    unfinished = len(futures)
     try:
         for future in as_completed(futures):
+            unfinished -= 1
+            if drawing is None and unfinished < cluster.workers:  # a worker is idle now
+                drawing = _start_thread(_import_drawing, "import matplotlib")
             group = futures[future]
             try:
                 results = future.result()
@@ -300,6 +417,8 @@ def _run_on_dask(client, pending, outcomes, population, total, progress, log):
     finally:
         if bar is not None:
             bar.close()
+        if drawing is not None:  # an import is not left half done when the sweep stops
+            drawing.join()
 
 
 def _expected_cost(group) -> int:
@@ -386,8 +505,8 @@ def _check_plan(out, plan):
 
 def _finish(out, space, tasks, outcomes, rows, plan, where, population, seconds, phases,
             finished=None) -> dict:
-    """sweep.json's summary; best/ copied. ``finished``: (the best trial's test
-    evaluation, the picture) when ``_finish_on_cluster`` made them, else made here."""
+    """sweep.json's summary. ``finished``: (the best trial's test evaluation, the picture)
+    when ``_finish_on_cluster`` made them (and copied best/), else all made here."""
     counts = {}
     for o in outcomes.values():
         counts[o["status"]] = counts.get(o["status"], 0) + 1
@@ -403,7 +522,8 @@ def _finish(out, space, tasks, outcomes, rows, plan, where, population, seconds,
                            "val_accuracy": best["val_accuracy"],
                            "train_accuracy": best["train_accuracy"], "folder": str(out / BEST),
                            "config": task["config"]}
-        _copy_best(Path(task["dir"]), out / BEST)
+        if finished is None:
+            _copy_best(Path(task["dir"]), out / BEST)
         test = finished[0] if finished is not None else evaluate_run(out / BEST).get("test")
         if test is not None:  # the one look at the test split, for the chosen trial only
             summary["best"]["test_accuracy"] = test["accuracy"]
@@ -432,6 +552,21 @@ def _draw(out, rows, space, best_index):
     from .plot import plot_sweep
 
     return str(plot_sweep(rows, space.spaces, out / PICTURE, best_index))
+
+
+def _start_thread(target, name) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_drawing():
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is not None:
+        from .plot import import_matplotlib
+
+        import_matplotlib()
 
 
 __all__ = ["sweep", "plan_trials", "dask_client", "KINDS"]
