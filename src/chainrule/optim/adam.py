@@ -9,7 +9,8 @@ from .optimizer import Optimizer, OptimizerError, check_hyperparameter
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba), PyTorch's algorithm step for step.
+    """Adam (Kingma & Ba), PyTorch's algorithm (the same formulas; the numbers agree to
+    within rounding).
 
     For each parameter ``p`` with gradient ``g``, with m and v starting at zero, at step t::
 
@@ -22,9 +23,9 @@ class Adam(Optimizer):
 
     The bias corrections make m and v unbiased estimates in the first steps, when they
     still lean towards their zero start; eps is added after the correction, as PyTorch does.
-    The update is computed as ``p - c * lr / (1 - beta1**t) * m / (sqrt(v) + c * eps)``
-    with ``c = sqrt(1 - beta2**t)``: the same number (numerator and denominator both
-    multiplied by c), one pass over the parameters fewer.
+    The last line is computed as ``p - (c lr / (1 - beta1**t)) * m / (sqrt(v) + c eps)``
+    with ``c = sqrt(1 - beta2**t)`` (numerator and denominator both multiplied by c): the
+    same number up to rounding, with one pass over the parameters fewer.
 
     Args:
         params: Tensors, or parameter-group dicts (see ``Optimizer``).
