@@ -77,3 +77,25 @@ def test_no_grad_decorates_a_generator():
     outputs = list(predictions())
     assert len(outputs) == 3 and not any(o.requires_grad for o in outputs)
     assert cr.is_grad_enabled() and (w * 2).requires_grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["row", "column", "1-d", "0-d", "3-d"])
+def test_relu_gives_the_bits_of_max_x_0_with_nan_inf_and_signed_zeros(dtype, layout):
+    special = [-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, -1.0, 1.0, 1e-45, -1e-45, -3.5, 2.5]
+    values = np.array(special * 6, dtype=dtype).reshape(8, 9)
+    x = {"row": values, "column": np.asfortranarray(values), "1-d": values.ravel(),
+         "0-d": values[0, 2], "3-d": values.reshape(2, 4, 9)}[layout]
+    t = cr.tensor(x, requires_grad=True, dtype=dtype)
+    out = cr.relu(t)
+    want = np.maximum(x, 0)
+    assert out.data.dtype == dtype
+    assert np.asarray(out.data).tobytes() == np.asarray(want).tobytes()
+    out.backward(np.ones(np.shape(x), dtype))
+    np.testing.assert_array_equal(t.grad, (np.asarray(x) > 0).astype(dtype))
+
+
+def test_relu_of_an_integer_array_stays_integer():
+    out = cr.relu(cr.tensor(np.array([-2, 0, 3])))
+    assert out.data.dtype.kind == np.array([-2, 0, 3]).dtype.kind
+    np.testing.assert_array_equal(out.data, [0, 0, 3])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.elementwise import Multiply, ReLU, Sigmoid, Tanh, stable_sigmoid
+from ..ops.elementwise import Multiply, ReLU, Sigmoid, Tanh, stable_sigmoid, zero_row
 from ..ops.linalg import Linear, stored_transposed
 from ..ops.loss import CrossEntropy
 
@@ -110,7 +110,7 @@ class LinearKernel(Generic):
 
 
 class ReLUKernel(Generic):
-    """``mask = x > 0; max(x, 0)`` forward, ``upstream * mask`` backward."""
+    """``mask = x > 0; max(x, zero_row(x))`` forward, ``upstream * mask`` backward."""
 
     @staticmethod
     def fits(prog, node):
@@ -126,7 +126,8 @@ class ReLUKernel(Generic):
         self.out = x if self.prog.owns_alone(node.inputs[0], node) else em.buffer(
             node.shape, node.dtype, like=like)
         em.emit(f"np.greater({x}, 0, out={self.mask})", 1)
-        em.emit(f"np.maximum({x}, 0, out={self.out})", 1)
+        zeros = em.bind(zero_row(self.prog.value(node.inputs[0])), "z")
+        em.emit(f"np.maximum({x}, {zeros}, out={self.out})", 1)
         em.emit(f"v{k} = {self.out}")
 
     def backward(self, upstream, dests):

@@ -21,8 +21,9 @@ from ..optim.optimizer import Optimizer, Scratch
 # Update rules that act on each element alone, so one call on a flat array is exact.
 ELEMENTWISE_UPDATES = (SGD, Adam, AdamW, RMSprop)
 
-# An update rule passes over its arrays a dozen times; run on slices of this many
-# elements, the parameter, gradient, state and scratch slices (~5 MB in float32) stay in
+# An update rule passes over its arrays a dozen times; run on slices of about this many
+# elements (at least this many, unless the bucket is smaller: each slice costs a call of
+# the rule), the parameter, gradient, state and scratch slices (~5 MB in float32) stay in
 # the cache from one pass to the next instead of streaming through memory each time.
 CHUNK = 262_144
 
@@ -63,10 +64,12 @@ class Bucket:
             optimizer._scratch.pop(p, None)
         # (data, grad, state, scratch) slices, each updated by one call of the rule; each
         # slice has its own Scratch, whose arrays the rule makes at its first update
-        self.chunks = [(self.data[a:a + CHUNK], self.grad[a:a + CHUNK],
-                        {k: flat[a:a + CHUNK] for k, flat in self.flat_state.items()},
-                        Scratch((min(CHUNK, total - a),), dtype))
-                       for a in range(0, total, CHUNK)]
+        count = max(1, total // CHUNK)  # equal slices of CHUNK to 2 * CHUNK elements
+        edges = [total * i // count for i in range(count + 1)]
+        self.chunks = [(self.data[a:b], self.grad[a:b],
+                        {k: flat[a:b] for k, flat in self.flat_state.items()},
+                        Scratch((b - a,), dtype))
+                       for a, b in zip(edges[:-1], edges[1:])]
         self.kernel_count = 14 * len(self.chunks)  # about 14 NumPy calls per rule call
 
     @property

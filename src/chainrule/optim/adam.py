@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inplace import addcdiv_, addcmul_, decayed_grad, decoupled_decay_, lerp_
+from .inplace import add_scaled_, addcdiv_, addcmul_, decayed_grad, decoupled_decay_
 from .optimizer import Optimizer, OptimizerError, check_hyperparameter
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba), PyTorch's algorithm step for step.
+    """Adam (Kingma & Ba), PyTorch's algorithm (the same formulas; the numbers agree to
+    within rounding).
 
     For each parameter ``p`` with gradient ``g``, with m and v starting at zero, at step t::
 
         p = p * (1 - lr * weight_decay)       (decoupled weight decay: AdamW)
         g = g + weight_decay * p              (coupled, L2: Adam)
-        m = m + (1 - beta1) * (g - m)         (state "exp_avg")
+        m = beta1 * m + (1 - beta1) * g       (state "exp_avg")
         v = beta2 * v + (1 - beta2) * g**2    (state "exp_avg_sq")
         v_max = max(v_max, v)                 (amsgrad: state "max_exp_avg_sq"; used for v)
         p = p - (lr / (1 - beta1**t)) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
     The bias corrections make m and v unbiased estimates in the first steps, when they
     still lean towards their zero start; eps is added after the correction, as PyTorch does.
+    The last line is computed as ``p - (c lr / (1 - beta1**t)) * m / (sqrt(v) + c eps)``
+    with ``c = sqrt(1 - beta2**t)`` (numerator and denominator both multiplied by c): the
+    same number up to rounding, with one pass over the parameters fewer.
 
     Args:
         params: Tensors, or parameter-group dicts (see ``Optimizer``).
@@ -69,7 +73,10 @@ class Adam(Optimizer):
             grad = decayed_grad(grad, param, weight_decay, scratch)
 
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        lerp_(exp_avg, grad, 1 - beta1, work)  # m = m + (1 - beta1) * (g - m)
+        # m = beta1 * m + (1 - beta1) * g: scaling m in place reads one array less than
+        # PyTorch's m.lerp_(g, 1 - beta1) (equal up to rounding)
+        exp_avg *= beta1
+        add_scaled_(exp_avg, grad, 1 - beta1, work)
         exp_avg_sq *= beta2
         addcmul_(exp_avg_sq, grad, grad, 1 - beta2, work)  # v = beta2 * v + (1 - beta2) * g**2
         second_moment = exp_avg_sq
@@ -77,13 +84,13 @@ class Adam(Optimizer):
             second_moment = state["max_exp_avg_sq"]
             np.maximum(second_moment, exp_avg_sq, out=second_moment)
 
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
-        denom = work  # sqrt(v / bias_correction2) + eps
+        # both bias corrections in the two scalars, not in a pass over the array
+        root_correction2 = (1 - beta2**step) ** 0.5
+        step_size = lr * root_correction2 / (1 - beta1**step)
+        denom = work  # sqrt(v) + eps * sqrt(1 - beta2**t)
         np.sqrt(second_moment, out=denom)
-        denom /= bias_correction2**0.5
-        denom += eps
-        addcdiv_(param, exp_avg, denom, -lr / bias_correction1, work=denom)  # p -= step * m / denom
+        denom += eps * root_correction2
+        addcdiv_(param, exp_avg, denom, -step_size, work=denom)  # p -= step_size * m / denom
 
 
 class AdamW(Adam):

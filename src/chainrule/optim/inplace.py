@@ -45,12 +45,14 @@ def add_scaled(x, y, alpha, out):
 
 
 def addcmul_(target, x, y, value, work):
-    """``target += value * x * y`` (PyTorch's ``target.addcmul_(x, y, value=value)``)."""
-    if _is(value, 1):
-        np.multiply(x, y, out=work)
-    else:
-        np.multiply(x, value, out=work)
-        work *= y
+    """``target += value * x * y`` (PyTorch's ``target.addcmul_(x, y, value=value)``).
+
+    The product ``x * y`` is formed first and then scaled: when ``x`` is ``y`` (a square)
+    the first pass reads one array instead of two.
+    """
+    np.multiply(x, y, out=work)
+    if not _is(value, 1):
+        work *= value
     target += work
 
 
