@@ -201,12 +201,12 @@ class Function:
         super().__init_subclass__(**kwargs)
         # the node type its applications record: bare unless forward saves values
         cls._context_type = BareContext if _saves_nothing(cls.forward) else Context
-        arity = _plain_arity(cls.forward)
+        arity, takes_params = _lean_signature(cls.forward)
         inherited = getattr(cls, "apply", None)
         if arity and "apply" not in cls.__dict__ and (
                 getattr(inherited, "__func__", None) is _GENERAL_APPLY
                 or getattr(inherited, "lean_for", None) is not None):
-            cls.apply = staticmethod(_lean_apply(cls, arity))
+            cls.apply = staticmethod(_lean_apply(cls, arity, takes_params))
         if cls.__name__.startswith("_"):
             return
         name = cls.__dict__.get("name")
@@ -347,41 +347,49 @@ def apply_unhooked(cls, inputs, params):
 _GENERAL_APPLY = Function.__dict__["apply"].__func__
 
 
-def _plain_arity(forward) -> int:
-    """1 or 2 when ``forward(ctx, a)`` or ``forward(ctx, a, b)`` takes exactly that many
-    arrays and no parameters (no defaults, ``*args`` or keywords), else 0."""
+def _lean_signature(forward) -> tuple[int, bool]:
+    """``(arrays, takes_params)`` for a ``forward(ctx, a[, b], param=default, ...)``: how
+    many arrays it requires (1 or 2; 0 when it takes ``*arrays`` or more, and gets no lean
+    apply) and whether it has parameters with defaults (``axis=None``) too."""
     code = getattr(forward, "__code__", None)
-    if (code is None or code.co_kwonlyargcount or code.co_flags & 0x0C  # *args, **kwargs
-            or getattr(forward, "__defaults__", None)):
-        return 0
-    return code.co_argcount - 1 if code.co_argcount in (2, 3) else 0
+    if code is None or code.co_flags & 0x04:  # *arrays
+        return 0, True
+    bound = 1 if getattr(forward, "__self__", None) is not None else 0  # a classmethod's cls
+    positional = code.co_argcount - bound - 1  # after ctx
+    required = positional - len(getattr(forward, "__defaults__", None) or ())
+    takes_params = (required < positional or bool(code.co_kwonlyargcount)
+                    or bool(code.co_flags & 0x08))  # **params
+    return (required if required in (1, 2) else 0), takes_params
 
 
-def _lean_apply(cls, arity):
+def _lean_apply(cls, arity, takes_params):
     """``cls.apply`` for an operation of one or two arrays: what ``apply_unhooked`` does for
-    them, without the ``*inputs, **params`` packing, the arity branches and the class
-    lookups. A fifth of an elementwise node's forward bookkeeping on small arrays goes
-    to those, so every such operation gets this: one generic path, made per class (the
-    recording is spelled out in each arity, since a call to share it costs as much)."""
+    them, without packing ``*inputs``, the arity branches and the class lookups; an
+    operation with parameters (``axis=``) takes them as keywords, and more arrays than
+    ``arity`` (linear's optional bias) go the general way. A fifth of an elementwise
+    node's forward bookkeeping on small arrays goes to what this leaves out, so every such
+    operation gets it: one generic path, made per class (the recording is spelled out in
+    each arity, since a call to share it costs as much)."""
     bare = cls._context_type is BareContext
     new_tensor, new_context, ndarray = _new_tensor, _new_context, np.ndarray
-    no_params = {}
 
     if arity == 1:
-        def apply(a):
+        def apply(a, *more, **params):
             if operation_hook is not None:
-                return operation_hook(cls, (a,), {})
+                return operation_hook(cls, (a, *more), params)
+            if more:
+                return apply_unhooked(cls, (a, *more), params)
             if isinstance(a, Tensor):
                 x, records = a.data, a.requires_grad
             else:
                 x, records = _forward_value(a), False
             ctx = None if bare else new_context(Context)
             try:
-                data = cls.forward(ctx, x)
+                data = cls.forward(ctx, x, **params) if params else cls.forward(ctx, x)
             except ChainruleError:
                 raise
             except ValueError as error:
-                raise cls.value_error((x,), no_params, error) from None
+                raise cls.value_error((x,), params, error) from None
             out = new_tensor(Tensor)
             out.data = data if type(data) is ndarray else np.asarray(data)
             out.grad = out._extras = None
@@ -396,12 +404,14 @@ def _lean_apply(cls, arity):
             else:
                 out.requires_grad, out._ctx = False, None
             if tracing.recorder is not None:
-                tracing.recorder.on_operation(cls, (a,), {}, out)
+                tracing.recorder.on_operation(cls, (a,), params, out)
             return out
     else:
-        def apply(a, b):
+        def apply(a, b, *more, **params):
             if operation_hook is not None:
-                return operation_hook(cls, (a, b), {})
+                return operation_hook(cls, (a, b, *more), params)
+            if more:
+                return apply_unhooked(cls, (a, b, *more), params)
             if isinstance(a, Tensor):
                 x, grad_a = a.data, a.requires_grad
             else:
@@ -414,11 +424,11 @@ def _lean_apply(cls, arity):
                 y, grad_b = _forward_value(b), False
             ctx = None if bare else new_context(Context)
             try:
-                data = cls.forward(ctx, x, y)
+                data = cls.forward(ctx, x, y, **params) if params else cls.forward(ctx, x, y)
             except ChainruleError:
                 raise
             except ValueError as error:
-                raise cls.value_error((x, y), no_params, error) from None
+                raise cls.value_error((x, y), params, error) from None
             out = new_tensor(Tensor)
             out.data = data if type(data) is ndarray else np.asarray(data)
             out.grad = out._extras = None
@@ -433,7 +443,7 @@ def _lean_apply(cls, arity):
             else:
                 out.requires_grad, out._ctx = False, None
             if tracing.recorder is not None:
-                tracing.recorder.on_operation(cls, (a, b), {}, out)
+                tracing.recorder.on_operation(cls, (a, b), params, out)
             return out
 
     apply.lean_for = cls
@@ -618,10 +628,10 @@ def _backward_plain(order, roots, root_grads, retain_graph):
     ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
     changes = IN_PLACE_CHANGES[0]
     grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
+    next_tensor = order.pop  # taken off the order: intermediate values go when done
     try:
-        for i in range(len(order) - 1, -1, -1):
-            t = order[i]
-            order[i] = None  # let intermediate values go as soon as they are done
+        while order:
+            t = next_tensor()
             upstream = grads.pop(t, None)
             if upstream is None:
                 continue
