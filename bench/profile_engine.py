@@ -5,8 +5,7 @@
 Prints CPU microseconds per node, medians over rounds, for: the bare NumPy forward and
 forward + hand-derived backward (the arithmetic itself); chainrule's forward under
 ``no_grad`` (the arithmetic plus calling through Tensor, ops and ``Function.apply``);
-its forward recording the graph; ``topological_order`` alone (the order the tools make;
-``backward()`` runs its nodes from a heap instead); and the whole
+its forward recording the graph; ``topological_order`` alone; and the whole
 ``backward()``. The differences are the engine's bookkeeping, phase by phase.
 """
 
@@ -75,10 +74,10 @@ def main():
           f"{us['forward, no_grad'] - us['numpy forward']:5.2f} us")
     print(f"  recording the node (Context, needs, parents)         "
           f"{us['forward, recording'] - us['forward, no_grad']:5.2f} us")
-    print(f"  backward(): order (heap), rules' calls, accumulation, release  "
-          f"{us['backward()'] - np_backward:5.2f} us")
-    print(f"  (topological_order, which explain, the player and autograd.grad make first: "
-          f"{us['topological_order']:.2f} us)")
+    print(f"  topological order                                    "
+          f"{us['topological_order']:5.2f} us")
+    print(f"  backward loop: rules' calls, accumulation, release   "
+          f"{us['backward()'] - us['topological_order'] - np_backward:5.2f} us")
 
 
 if __name__ == "__main__":
