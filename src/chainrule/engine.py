@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dis
 import functools
-import heapq
 import sys
 
 import numpy as np
@@ -38,7 +37,7 @@ from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here 
     no_grad,
     set_grad_enabled,
 )
-from .tensor import CLOCK, IN_PLACE_CHANGES, Tensor, _new_tensor
+from .tensor import IN_PLACE_CHANGES, Tensor, _new_tensor
 from .tracing import tracing
 
 
@@ -97,8 +96,8 @@ class BareContext:
     them; one whose ``forward`` never touches ``ctx`` (add, multiply, exp) gets this
     bare node.
 
-    ``saved_at`` is ``tensor.CLOCK`` when the inputs were saved (for the in-place check
-    and backward's order), and None once a backward pass has released the node. ``xp`` is
+    ``saved_at`` is the count of in-place changes when the inputs were saved (see
+    ``backward``), and None once a backward pass has released the node. ``xp`` is
     ``ARRAY_MATH``: a rule runs on Tensors (``create_graph``) through a ``Context`` made
     for that call, so no node keeps a slot for it.
     """
@@ -125,7 +124,7 @@ class BareContext:
         if released:
             self.saved_at = None
         elif getattr(self, "saved_at", None) is None:
-            self.saved_at = next(CLOCK)
+            self.saved_at = IN_PLACE_CHANGES[0]
 
     def release(self):
         self.saved_at = None
@@ -333,9 +332,9 @@ def apply_unhooked(cls, inputs, params):
         else:
             ctx.needs_input_grad = tuple(needs)
         ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
-        # the clock when the inputs were saved: an input changed after it is refused at
-        # backward (PyTorch's version counter), and backward takes nodes in its order
-        ctx.saved_at = next(CLOCK)
+        # the in-place changes seen so far: an input changed after it is refused at
+        # backward (PyTorch's version counter)
+        ctx.saved_at = IN_PLACE_CHANGES[0]
         ctx.out = data if cls.saves_output else None
         out.requires_grad, out._ctx = True, ctx
     else:
@@ -373,7 +372,6 @@ def _lean_apply(cls, arity, takes_params):
     each arity, since a call to share it costs as much)."""
     bare = cls._context_type is BareContext
     new_tensor, new_context, ndarray = _new_tensor, _new_context, np.ndarray
-    next_tick = CLOCK.__next__
 
     if arity == 1:
         def apply(a, *more, **params):
@@ -400,7 +398,7 @@ def _lean_apply(cls, arity, takes_params):
                     ctx = new_context(BareContext)
                 ctx.needs_input_grad = _NEEDS_OF_ONE[True]
                 ctx.fn, ctx.parents, ctx.inputs = cls, (a,), (x,)
-                ctx.saved_at = next_tick()  # see apply_unhooked
+                ctx.saved_at = IN_PLACE_CHANGES[0]  # see apply_unhooked
                 ctx.out = data if cls.saves_output else None
                 out.requires_grad, out._ctx = True, ctx
             else:
@@ -439,7 +437,7 @@ def _lean_apply(cls, arity, takes_params):
                     ctx = new_context(BareContext)
                 ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
                 ctx.fn, ctx.parents, ctx.inputs = cls, (a, b), (x, y)
-                ctx.saved_at = next(CLOCK)
+                ctx.saved_at = IN_PLACE_CHANGES[0]
                 ctx.out = data if cls.saves_output else None
                 out.requires_grad, out._ctx = True, ctx
             else:
@@ -494,7 +492,11 @@ def topological_order(roots, allow_released=False) -> list:
             emit(t)
             continue
         if ctx.saved_at is None and not (allow_released and ctx.parents is not None):
-            raise _released_error(ctx)
+            raise GraphError(
+                f"backward: the graph through '{ctx.fn.name}' was already used by an "
+                "earlier backward() and its saved values were released; pass "
+                "retain_graph=True to the first backward() to go through it again"
+            )
         push(t)
         push(None)
         for parent, need in zip(ctx.parents, ctx.needs_input_grad):
@@ -505,18 +507,6 @@ def topological_order(roots, allow_released=False) -> list:
                 else:
                     push(parent)
     return order
-
-
-def backward_order(roots) -> list:
-    """The tensors ``backward()`` goes through from ``roots``, each after all its inputs,
-    in the order its rules run read backwards: nodes by ``saved_at`` (see
-    ``_backward_plain``), leaves first. A recorder that replays a backward pass takes this
-    order, so that gradients summed at a branch are summed in the same order."""
-    return sorted(topological_order(roots), key=_run_order)
-
-
-def _run_order(t):
-    return -1 if t._ctx is None else t._ctx.saved_at
 
 
 def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, capture=None,
@@ -535,10 +525,10 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     """
     if tracing.recorder is not None:
         tracing.recorder.on_backward(roots, root_grads, retain_graph, create_graph, capture)
-    if capture is None and observer is None and not create_graph and not allow_released:
-        _backward_plain(roots, root_grads, retain_graph)
-        return None
     order = topological_order(roots, allow_released)
+    if capture is None and observer is None and not create_graph:
+        _backward_plain(order, roots, root_grads, retain_graph)
+        return None
     # Gradients are keyed by the tensors themselves: they hash by identity, and a dict
     # never calls Tensor.__eq__ for a key with an identical hash, which only the same
     # tensor has. (Keying by id() costs a call per lookup.) An entry goes when its
@@ -576,7 +566,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             # Drop our reference to the node's own output before its rule runs, so that
             # (unless the user holds it) its memory is free while the gradients are made.
             node, t = (t if keep_node else None), None
-            if ctx.saved_at is not None and ctx.saved_at < IN_PLACE_CHANGES[0]:
+            if ctx.saved_at != IN_PLACE_CHANGES[0] and ctx.saved_at is not None:
                 _check_unchanged(ctx)
             if create_graph:
                 downstream = _call_recorded_backward(ctx, node, upstream)
@@ -617,16 +607,10 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     return None
 
 
-def _backward_plain(roots, root_grads, retain_graph):
+def _backward_plain(order, roots, root_grads, retain_graph):
     """``run_backward`` for what ``backward()`` does: gradients as arrays into ``.grad``,
     no capture, no observer, no graph of the backward pass. The same steps as the
     general loop, with the bookkeeping it pays per edge left out.
-
-    No topological order is made first: a node is taken up once the first gradient
-    reaches its output, and nodes are run in falling ``saved_at`` (a heap of the nodes
-    reached and not yet run). A node's inputs were made before it, so every node that
-    uses a tensor runs before the tensor's own node, and its gradient is complete when
-    its node runs. Leaves get their ``.grad`` at the end.
 
     Whether a gradient array may be summed into in place is read from its reference
     count instead of being tracked per edge: an array that owns its memory and that
@@ -634,39 +618,37 @@ def _backward_plain(roots, root_grads, retain_graph):
     caller) can be written without anyone seeing it.
     """
     grads: dict[Tensor, object] = {}
-    waiting: list[tuple] = []  # (-saved_at, tensor): reached, its node not yet run
-    leaves: list[Tensor] = []  # reached tensors without a node, in the order reached
-    push, pop = heapq.heappush, heapq.heappop
     for root, g in zip(roots, root_grads):
         if isinstance(g, Tensor):
             g = np.asarray(g.data, dtype=root.dtype)
         if root.requires_grad:
             previous = grads.get(root)
-            if previous is not None:
-                grads[root] = previous + g
-                continue
-            grads[root] = g
-            node = root._ctx
-            if node is None:
-                leaves.append(root)
-            elif node.saved_at is None:
-                raise _released_error(node)
-            else:
-                push(waiting, (-node.saved_at, root))
-    g = previous = root = node = None
+            grads[root] = g if previous is None else previous + g
+    g = previous = None
     ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
     changes = IN_PLACE_CHANGES[0]
     grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
+    next_tensor = order.pop  # taken off the order: intermediate values go when done
     try:
-        while waiting:
-            t = pop(waiting)[1]
-            upstream = grads.pop(t)
+        while order:
+            t = next_tensor()
+            upstream = grads.pop(t, None)
+            if upstream is None:
+                continue
             ctx = t._ctx
-            if t._extras is not None and t._extras.retains_grad:
-                _store_grad(t, upstream, False, False)
+            if ctx is None or (t._extras is not None and t._extras.retains_grad):
+                # ``upstream`` is this pass's own when only this frame refers to it
+                # (here and as getrefcount's argument)
+                if (t.grad is None and type(upstream) is ndarray and upstream.base is None
+                        and refcount(upstream) == 2):
+                    t.grad = upstream
+                else:
+                    _store_grad(t, upstream, False, False)
+                if ctx is None:
+                    continue
             t = None  # the output's memory is free while its rule runs (unless held)
             parents = ctx.parents
-            if ctx.saved_at < changes:  # something was changed in place since it saved
+            if ctx.saved_at != changes:
                 _check_unchanged(ctx)
             downstream = ctx.fn.backward(ctx, upstream)
             if type(downstream) is not tuple:
@@ -682,13 +664,6 @@ def _backward_plain(roots, root_grads, retain_graph):
                     previous = grads.get(parent)
                     if previous is None:  # the first gradient to reach this input
                         grads[parent] = d
-                        node = parent._ctx
-                        if node is None:
-                            leaves.append(parent)
-                        elif node.saved_at is None:
-                            raise _released_error(node)
-                        else:
-                            push(waiting, (-node.saved_at, parent))
                     # held by grads, ``previous`` and getrefcount's argument only
                     elif (type(previous) is ndarray and previous.base is None
                           and refcount(previous) == 3 and previous.flags.writeable):
@@ -696,7 +671,7 @@ def _backward_plain(roots, root_grads, retain_graph):
                     else:  # a rule's or another input's array too: never written into
                         grads[parent] = previous + d
             # no stale references: to count, nor to keep values alive
-            d = downstream = previous = parent = data = node = None
+            d = downstream = previous = parent = data = None
             if not retain_graph:  # ctx.release(), inlined
                 ctx.saved_at = None
                 out = ctx.out
@@ -708,26 +683,8 @@ def _backward_plain(roots, root_grads, retain_graph):
                             ctx._drop_values()
                             break
                 out = value = None  # nor keep the dropped values alive
-        ctx = parents = None
-        for t in leaves:
-            upstream = grads.pop(t)
-            # ``upstream`` is this pass's own when only this frame refers to it (here and
-            # as getrefcount's argument)
-            if (t.grad is None and type(upstream) is ndarray and upstream.base is None
-                    and refcount(upstream) == 2):
-                t.grad = upstream
-            else:
-                _store_grad(t, upstream, False, False)
     finally:
         _grad_mode.enabled = grad_was_enabled
-
-
-def _released_error(ctx) -> GraphError:
-    return GraphError(
-        f"backward: the graph through '{ctx.fn.name}' was already used by an "
-        "earlier backward() and its saved values were released; pass "
-        "retain_graph=True to the first backward() to go through it again"
-    )
 
 
 # an interpreter without reference counts never sums in place (0 is never the count)

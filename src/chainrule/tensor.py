@@ -8,8 +8,6 @@ and array methods are given to it by ``chainrule.ops``, ``backward`` by the engi
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from .errors import ChainruleError, DTypeError, GraphError, ShapeError
@@ -109,9 +107,10 @@ class Tensor:
         if extras is None:
             extras = self._extras = _Extras()
         extras.version += 1
-        # the clock at this change: above a graph node's ``saved_at`` means changed after
-        # that node saved it
-        extras.changed_at = IN_PLACE_CHANGES[0] = next(CLOCK)
+        IN_PLACE_CHANGES[0] += 1
+        # the count of changes anywhere at this one: above a graph node's count means
+        # changed after that node saved it
+        extras.changed_at = IN_PLACE_CHANGES[0]
         extras.changed_by = (how, label)
         return self
 
@@ -280,14 +279,9 @@ class _Extras:
         self.changed_by, self.changed_at = (None, None), 0
 
 
-# One clock for the process, read when a graph node saves its inputs (its ``saved_at``)
-# and when a tensor is changed in place (``mark_changed``). A node's parents were made
-# before it, so nodes taken in falling ``saved_at`` come after every node that uses
-# their output (backward's order); and an input changed after a node saved it is one
-# whose change reads later on the clock than the node.
-CLOCK = itertools.count(1)
-# The clock at the last in-place change anywhere: a node that saved its inputs after it
-# can have no input changed since, and backward() checks nothing more for it.
+# How many in-place changes (``mark_changed``) the process has seen. A graph node keeps
+# the count at which it saved its inputs: while it is unchanged, no input can have been
+# written since, and backward() checks nothing more (one int shared by every node).
 IN_PLACE_CHANGES = [0]
 
 _new_tensor = object.__new__  # a Tensor without the call through type.__call__ and __init__
