@@ -214,3 +214,27 @@ def test_an_operation_given_the_wrong_inputs_fails_as_its_forward_does():
         cr.ops.elementwise.Add.apply(cr.tensor([1.0]))  # one array for a binary op
     with pytest.raises(cr.errors.ShapeError, match="add: shapes"):
         cr.tensor([1.0, 2.0]) + cr.tensor([1.0, 2.0, 3.0])
+
+
+# ----- backward's order: by the clock at which each node saved its inputs ----------------
+def test_a_tensor_used_by_several_nodes_gets_every_gradient_before_its_own_node_runs():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0  # used three times, by nodes made in an order unlike the graph's depth
+    a = cr.exp(h * 0.1)
+    b = h * h
+    c = (a + b).sum() + h.sum() * 2.0
+    c.backward()
+    hd = 3.0 * x.data
+    expected = 3.0 * (0.1 * np.exp(0.1 * hd) + 2 * hd + 2.0)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-6)
+
+
+def test_a_backward_that_reaches_a_released_graph_changes_no_leaf_gradient():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    w = cr.tensor([3.0, 4.0], requires_grad=True)
+    shared = x * w
+    shared.sum().backward()  # releases the node of `shared`
+    x.grad = w.grad = None
+    with pytest.raises(GraphError, match="already used by an earlier backward"):
+        (shared * 2.0 + w).sum().backward()
+    assert x.grad is None and w.grad is None
