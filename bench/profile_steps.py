@@ -34,6 +34,7 @@ import train_step  # noqa: E402
 from _numpy_ref import NumpyAdam, NumpyMLP  # noqa: E402
 from _timing import fix_threads  # noqa: E402
 
+import chainrule as cr  # noqa: E402
 from chainrule import engine, optim  # noqa: E402
 from chainrule.nn import functional as F  # noqa: E402
 
@@ -76,9 +77,10 @@ def phase_table(batch, sizes, steps):
 
 # ----- 2. and 3. per operation, and the audit -------------------------------------------
 class Recorder:
-    """Wraps ``Function.apply``, the engine's backward call and its storing of leaf
-    gradients, to time each operation and audit dtypes and copies. ``step_done()`` after
-    each step closes that step's sums; the report gives medians over steps."""
+    """Watches every operation (``engine.operation_hook``) and wraps each backward rule,
+    the engine's ``backward`` and its storing of leaf gradients, to time each operation
+    and audit dtypes and copies. ``step_done()`` after each step closes that step's sums;
+    the report gives medians over steps."""
 
     def __init__(self):
         self.forward, self.backward = defaultdict(float), defaultdict(float)
@@ -96,15 +98,15 @@ class Recorder:
         self.total_backward = 0.0
 
     def __enter__(self):
-        self._saved = (engine.Function.__dict__["apply"], engine._call_backward,
-                       engine.backward, engine._store_grad)
-        original_apply = engine.Function.apply.__func__
-        original_call, original_backward, original_store = self._saved[1:]
+        self._saved = (engine.operation_hook, engine.backward, engine._store_grad)
+        self._rules = {cls: cls.__dict__["backward"] for cls in engine.OPERATIONS.values()
+                       if "backward" in cls.__dict__}
+        original_backward, original_store = self._saved[1:]
         recorder = self
 
-        def apply(cls, *inputs, **params):
+        def apply(cls, inputs, params):
             start = time.perf_counter()
-            out = original_apply(cls, *inputs, **params)
+            out = engine.apply_unhooked(cls, inputs, params)
             recorder.forward[cls.__name__] += time.perf_counter() - start
             recorder.calls[cls.__name__] += 1
             floats = {a.dtype for a in map(engine._forward_value, inputs)
@@ -113,21 +115,24 @@ class Recorder:
                 recorder.findings.add(f"float64 forward result of {cls.__name__} from float32")
             return out
 
-        def call_backward(ctx, t, upstream, create_graph):
-            start = time.perf_counter()
-            result = original_call(ctx, t, upstream, create_graph)
-            name = ctx.fn.__name__
-            recorder.backward[name] += time.perf_counter() - start
-            for parent, need, d in zip(ctx.parents, ctx.needs_input_grad, result):
-                if d is None:
-                    continue
-                if not need:
-                    recorder.findings.add(f"{name}.backward computed a gradient for an input "
-                                          "that needs none")
-                elif d.dtype != parent.dtype:
-                    recorder.findings.add(f"{name}.backward returned {d.dtype} for a "
-                                          f"{parent.dtype} input (the engine casts it back)")
-            return result
+        def timed_rule(cls, rule):
+            def run(ctx, upstream):
+                start = time.perf_counter()
+                result = rule(ctx, upstream)
+                name = cls.__name__
+                recorder.backward[name] += time.perf_counter() - start
+                for parent, need, d in zip(ctx.parents, ctx.needs_input_grad,
+                                           result if isinstance(result, tuple) else (result,)):
+                    if d is None:
+                        continue
+                    if not need:
+                        recorder.findings.add(f"{name}.backward computed a gradient for an "
+                                              "input that needs none")
+                    elif getattr(d, "dtype", None) != parent.dtype:
+                        recorder.findings.add(f"{name}.backward returned {d.dtype} for a "
+                                              f"{parent.dtype} input (the engine casts it back)")
+                return result
+            return staticmethod(run)
 
         def backward(*args, **kwargs):
             start = time.perf_counter()
@@ -140,14 +145,18 @@ class Recorder:
                                       "(its array was shared with another gradient)")
             original_store(t, g, owned, create_graph)
 
-        engine.Function.apply = classmethod(apply)
-        engine._call_backward, engine.backward = call_backward, backward
+        engine.operation_hook = apply
+        for cls, rule in self._rules.items():
+            cls.backward = timed_rule(cls, rule.__get__(None, cls))
+        engine.backward = cr.Tensor.backward = backward
         engine._store_grad = store_grad
         return self
 
     def __exit__(self, *exc):
-        (engine.Function.apply, engine._call_backward, engine.backward,
-         engine._store_grad) = self._saved
+        engine.operation_hook, engine.backward, engine._store_grad = self._saved
+        cr.Tensor.backward = engine.backward
+        for cls, rule in self._rules.items():
+            cls.backward = rule
         return False
 
     def report(self, title, steps):

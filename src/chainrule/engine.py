@@ -201,6 +201,12 @@ class Function:
         super().__init_subclass__(**kwargs)
         # the node type its applications record: bare unless forward saves values
         cls._context_type = BareContext if _saves_nothing(cls.forward) else Context
+        arity, takes_params = _lean_signature(cls.forward)
+        inherited = getattr(cls, "apply", None)
+        if arity and "apply" not in cls.__dict__ and (
+                getattr(inherited, "__func__", None) is _GENERAL_APPLY
+                or getattr(inherited, "lean_for", None) is not None):
+            cls.apply = staticmethod(_lean_apply(cls, arity, takes_params))
         if cls.__name__.startswith("_"):
             return
         name = cls.__dict__.get("name")
@@ -244,13 +250,168 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        # The hot path of every eager operation. The usual one or two inputs are unrolled
-        # and call ``forward`` with positional arrays (a call with ``*arrays`` or an empty
-        # ``**params`` costs more than the node's arithmetic on small arrays), and the
-        # output Tensor is made here rather than through ``Tensor._wrap``.
-        n = len(inputs)
-        if n == 2:
-            a, b = inputs
+        """Run the operation on ``inputs`` (Tensors, arrays or numbers) and return its
+        output Tensor, recording a node when an input requires grad (and grad mode is
+        on). An operation whose ``forward`` takes one or two arrays and nothing else
+        gets a leaner ``apply`` of the same behaviour (``_lean_apply``)."""
+        if operation_hook is not None:
+            return operation_hook(cls, inputs, params)
+        return apply_unhooked(cls, inputs, params)
+
+
+# Called as ``operation_hook(cls, inputs, params)`` in place of every operation when set
+# (tools that watch or nudge each result, as viz.node_check); the hook computes the
+# result with ``apply_unhooked``. One module-level check per operation when unset.
+operation_hook = None
+
+
+def apply_unhooked(cls, inputs, params):
+    """``cls.apply(*inputs, **params)``, past ``operation_hook``: the general path."""
+    # The usual one or two inputs are unrolled and call ``forward`` with positional
+    # arrays (a call with ``*arrays`` or an empty ``**params`` costs more than the node's
+    # arithmetic on small arrays), and the output Tensor is made here rather than
+    # through ``Tensor._wrap``.
+    n = len(inputs)
+    if n == 2:
+        a, b = inputs
+        if isinstance(a, Tensor):
+            x, grad_a = a.data, a.requires_grad
+        else:
+            x, grad_a = _forward_value(a), False
+        if isinstance(b, Tensor):
+            y, grad_b = b.data, b.requires_grad
+        elif type(b) is float or type(b) is int:  # x * 0.5: stays a weak Python number
+            y, grad_b = b, False
+        else:
+            y, grad_b = _forward_value(b), False
+        arrays = (x, y)
+        records = grad_a or grad_b
+    elif n == 1:
+        a = inputs[0]
+        if isinstance(a, Tensor):
+            x, records = a.data, a.requires_grad
+        else:
+            x, records = _forward_value(a), False
+        arrays = (x,)
+    else:  # a loop, not comprehensions: each of those is a call of its own
+        arrays, needs = [], []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                needs.append(x.requires_grad)
+            else:
+                arrays.append(_forward_value(x))
+                needs.append(False)
+        arrays = tuple(arrays)
+        records = True in needs
+    # a forward that never reads ctx is given none; its node is made if it is recorded
+    ctx = _new_context(Context) if cls._context_type is Context else None
+    try:
+        if params:
+            data = cls.forward(ctx, *arrays, **params)
+        elif n == 2:
+            data = cls.forward(ctx, x, y)
+        elif n == 1:
+            data = cls.forward(ctx, x)
+        else:
+            data = cls.forward(ctx, *arrays)
+    except ChainruleError:
+        raise
+    except ValueError as error:
+        raise cls.value_error(arrays, params, error) from None
+    out = _new_tensor(Tensor)  # Tensor._wrap(data, node), inlined
+    out.data = data if type(data) is np.ndarray else np.asarray(data)
+    out.grad = out._extras = None
+    if records and _grad_mode.enabled:
+        if ctx is None:
+            ctx = _new_context(BareContext)
+        if n == 2:  # one shared tuple for each case, not one per node
+            ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
+        elif n == 1:
+            ctx.needs_input_grad = _NEEDS_OF_ONE[True]
+        else:
+            ctx.needs_input_grad = tuple(needs)
+        ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
+        # the in-place changes seen so far: an input changed after it is refused at
+        # backward (PyTorch's version counter)
+        ctx.saved_at = IN_PLACE_CHANGES[0]
+        ctx.out = data if cls.saves_output else None
+        out.requires_grad, out._ctx = True, ctx
+    else:
+        out.requires_grad, out._ctx = False, None
+    if tracing.recorder is not None:
+        tracing.recorder.on_operation(cls, inputs, params, out)
+    return out
+
+
+_GENERAL_APPLY = Function.__dict__["apply"].__func__
+
+
+def _lean_signature(forward) -> tuple[int, bool]:
+    """``(arrays, takes_params)`` for a ``forward(ctx, a[, b], param=default, ...)``: how
+    many arrays it requires (1 or 2; 0 when it takes ``*arrays`` or more, and gets no lean
+    apply) and whether it has parameters with defaults (``axis=None``) too."""
+    code = getattr(forward, "__code__", None)
+    if code is None or code.co_flags & 0x04:  # *arrays
+        return 0, True
+    bound = 1 if getattr(forward, "__self__", None) is not None else 0  # a classmethod's cls
+    positional = code.co_argcount - bound - 1  # after ctx
+    required = positional - len(getattr(forward, "__defaults__", None) or ())
+    takes_params = (required < positional or bool(code.co_kwonlyargcount)
+                    or bool(code.co_flags & 0x08))  # **params
+    return (required if required in (1, 2) else 0), takes_params
+
+
+def _lean_apply(cls, arity, takes_params):
+    """``cls.apply`` for an operation of one or two arrays: what ``apply_unhooked`` does for
+    them, without packing ``*inputs``, the arity branches and the class lookups; an
+    operation with parameters (``axis=``) takes them as keywords, and more arrays than
+    ``arity`` (linear's optional bias) go the general way. A fifth of an elementwise
+    node's forward bookkeeping on small arrays goes to what this leaves out, so every such
+    operation gets it: one generic path, made per class (the recording is spelled out in
+    each arity, since a call to share it costs as much)."""
+    bare = cls._context_type is BareContext
+    new_tensor, new_context, ndarray = _new_tensor, _new_context, np.ndarray
+
+    if arity == 1:
+        def apply(a, *more, **params):
+            if operation_hook is not None:
+                return operation_hook(cls, (a, *more), params)
+            if more:
+                return apply_unhooked(cls, (a, *more), params)
+            if isinstance(a, Tensor):
+                x, records = a.data, a.requires_grad
+            else:
+                x, records = _forward_value(a), False
+            ctx = None if bare else new_context(Context)
+            try:
+                data = cls.forward(ctx, x, **params) if params else cls.forward(ctx, x)
+            except ChainruleError:
+                raise
+            except ValueError as error:
+                raise cls.value_error((x,), params, error) from None
+            out = new_tensor(Tensor)
+            out.data = data if type(data) is ndarray else np.asarray(data)
+            out.grad = out._extras = None
+            if records and _grad_mode.enabled:
+                if ctx is None:
+                    ctx = new_context(BareContext)
+                ctx.needs_input_grad = _NEEDS_OF_ONE[True]
+                ctx.fn, ctx.parents, ctx.inputs = cls, (a,), (x,)
+                ctx.saved_at = IN_PLACE_CHANGES[0]  # see apply_unhooked
+                ctx.out = data if cls.saves_output else None
+                out.requires_grad, out._ctx = True, ctx
+            else:
+                out.requires_grad, out._ctx = False, None
+            if tracing.recorder is not None:
+                tracing.recorder.on_operation(cls, (a,), params, out)
+            return out
+    else:
+        def apply(a, b, *more, **params):
+            if operation_hook is not None:
+                return operation_hook(cls, (a, b, *more), params)
+            if more:
+                return apply_unhooked(cls, (a, b, *more), params)
             if isinstance(a, Tensor):
                 x, grad_a = a.data, a.requires_grad
             else:
@@ -261,64 +422,34 @@ class Function:
                 y, grad_b = b, False
             else:
                 y, grad_b = _forward_value(b), False
-            arrays = (x, y)
-            records = grad_a or grad_b
-        elif n == 1:
-            a = inputs[0]
-            if isinstance(a, Tensor):
-                x, records = a.data, a.requires_grad
-            else:
-                x, records = _forward_value(a), False
-            arrays = (x,)
-        else:  # a loop, not comprehensions: each of those is a call of its own
-            arrays, needs = [], []
-            for x in inputs:
-                if isinstance(x, Tensor):
-                    arrays.append(x.data)
-                    needs.append(x.requires_grad)
-                else:
-                    arrays.append(_forward_value(x))
-                    needs.append(False)
-            arrays = tuple(arrays)
-            records = True in needs
-        # a forward that never reads ctx is given none; its node is made if it is recorded
-        ctx = _new_context(Context) if cls._context_type is Context else None
-        try:
-            if params:
-                data = cls.forward(ctx, *arrays, **params)
-            elif n == 2:
-                data = cls.forward(ctx, x, y)
-            elif n == 1:
-                data = cls.forward(ctx, x)
-            else:
-                data = cls.forward(ctx, *arrays)
-        except ChainruleError:
-            raise
-        except ValueError as error:
-            raise cls.value_error(arrays, params, error) from None
-        out = _new_tensor(Tensor)  # Tensor._wrap(data, node), inlined
-        out.data = data if type(data) is np.ndarray else np.asarray(data)
-        out.grad = out._extras = None
-        if records and _grad_mode.enabled:
-            if ctx is None:
-                ctx = _new_context(BareContext)
-            if n == 2:  # one shared tuple for each case, not one per node
+            ctx = None if bare else new_context(Context)
+            try:
+                data = cls.forward(ctx, x, y, **params) if params else cls.forward(ctx, x, y)
+            except ChainruleError:
+                raise
+            except ValueError as error:
+                raise cls.value_error((x, y), params, error) from None
+            out = new_tensor(Tensor)
+            out.data = data if type(data) is ndarray else np.asarray(data)
+            out.grad = out._extras = None
+            if (grad_a or grad_b) and _grad_mode.enabled:
+                if ctx is None:
+                    ctx = new_context(BareContext)
                 ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
-            elif n == 1:
-                ctx.needs_input_grad = _NEEDS_OF_ONE[True]
+                ctx.fn, ctx.parents, ctx.inputs = cls, (a, b), (x, y)
+                ctx.saved_at = IN_PLACE_CHANGES[0]
+                ctx.out = data if cls.saves_output else None
+                out.requires_grad, out._ctx = True, ctx
             else:
-                ctx.needs_input_grad = tuple(needs)
-            ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
-            # the in-place changes seen so far: an input changed after it is refused at
-            # backward (PyTorch's version counter)
-            ctx.saved_at = IN_PLACE_CHANGES[0]
-            ctx.out = data if cls.saves_output else None
-            out.requires_grad, out._ctx = True, ctx
-        else:
-            out.requires_grad, out._ctx = False, None
-        if tracing.recorder is not None:
-            tracing.recorder.on_operation(cls, inputs, params, out)
-        return out
+                out.requires_grad, out._ctx = False, None
+            if tracing.recorder is not None:
+                tracing.recorder.on_operation(cls, (a, b), params, out)
+            return out
+
+    apply.lean_for = cls
+    apply.__qualname__ = f"{cls.__qualname__}.apply"
+    apply.__doc__ = _GENERAL_APPLY.__doc__
+    return apply
 
 
 _new_context = object.__new__  # Context() without the call through type.__call__
@@ -497,10 +628,10 @@ def _backward_plain(order, roots, root_grads, retain_graph):
     ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
     changes = IN_PLACE_CHANGES[0]
     grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
+    next_tensor = order.pop  # taken off the order: intermediate values go when done
     try:
-        for i in range(len(order) - 1, -1, -1):
-            t = order[i]
-            order[i] = None  # let intermediate values go as soon as they are done
+        while order:
+            t = next_tensor()
             upstream = grads.pop(t, None)
             if upstream is None:
                 continue

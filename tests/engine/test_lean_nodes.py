@@ -125,3 +125,116 @@ def test_a_released_nodes_values_are_gone_before_the_next_rule_runs():
         assert seen_alive == [False]
     finally:
         del engine.OPERATIONS["test_lean_probe"]
+
+
+# ----- the lean apply of operations of one or two arrays ----------------------------------
+def _same_result(fn, *args):
+    """``fn(*args)`` as users call it, and through the general path, agree in value,
+    recorded inputs and gradients."""
+    leaves = [cr.tensor(np.asarray(a, dtype=np.float32), requires_grad=True) for a in args]
+    lean_out = fn(*leaves)
+    lean_out.sum().backward()
+    lean_grads = [t.grad.copy() for t in leaves]
+    for t in leaves:
+        t.grad = None
+    seen = []
+
+    def general(cls, inputs, params):
+        seen.append(cls.name)
+        return engine.apply_unhooked(cls, inputs, params)
+
+    engine.operation_hook = general
+    try:
+        general_out = fn(*leaves)
+    finally:
+        engine.operation_hook = None
+    general_out.sum().backward()
+    np.testing.assert_array_equal(lean_out.data, general_out.data)
+    assert lean_out._ctx.fn is general_out._ctx.fn
+    assert lean_out._ctx.needs_input_grad == general_out._ctx.needs_input_grad
+    for lean, t in zip(lean_grads, leaves):
+        np.testing.assert_array_equal(lean, t.grad)
+    return seen
+
+
+@pytest.mark.parametrize("fn, args, names", [
+    (lambda a, b: a + b, ([[1.0, 2.0], [3.0, 4.0]], [10.0, 20.0]), ["add"]),  # broadcast
+    (lambda a, b: 2.0 * a - b, ([1.0, -2.0], [3.0, 4.0]), ["multiply", "subtract"]),
+    (lambda a: cr.relu(a).sum(axis=0), ([[1.0, -2.0], [3.0, 4.0]],), ["relu", "sum"]),
+    (lambda a: a.reshape(-1).mean(), ([[1.0, 2.0], [3.0, 4.0]],), ["reshape", "mean"]),
+    (lambda x, w, b: cr.nn.functional.linear(x, w, b),  # a third array: the general way
+     ([[1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0]], [0.5, -0.5]), ["linear"]),
+])
+def test_every_operation_gives_through_its_lean_apply_what_the_general_path_gives(fn, args,
+                                                                                   names):
+    assert _same_result(fn, *args) == names  # and the hook saw each operation once
+
+
+def test_operators_methods_and_functions_all_reach_the_operation_hook():
+    x = cr.tensor([1.0, -2.0], requires_grad=True)
+    seen = []
+
+    def watch(cls, inputs, params):
+        seen.append(cls.name)
+        return engine.apply_unhooked(cls, inputs, params)
+
+    engine.operation_hook = watch
+    try:
+        y = cr.exp(-x * x + 1).sum(axis=0, keepdims=True)
+    finally:
+        engine.operation_hook = None
+    assert seen == ["negative", "multiply", "add", "exp", "sum"]
+    y.backward()
+    np.testing.assert_allclose(x.grad, -2 * x.data * np.exp(-x.data ** 2 + 1), rtol=1e-6)
+
+
+def test_a_lean_apply_reads_the_arity_of_a_classmethod_forward_without_its_cls():
+    class Halved(Function):
+        name = "test_lean_halved"
+
+        @classmethod
+        def forward(cls, ctx, a):
+            return a / 2
+
+        @classmethod
+        def backward(cls, ctx, upstream):
+            return upstream / 2
+
+    try:
+        assert engine._lean_signature(Halved.forward) == (1, False)
+        x = cr.tensor([4.0], requires_grad=True)
+        Halved.apply(x).backward(np.ones(1, np.float32))
+        assert x.grad.tolist() == [0.5]
+    finally:
+        engine.OPERATIONS.pop("test_lean_halved", None)
+
+
+def test_an_operation_given_the_wrong_inputs_fails_as_its_forward_does():
+    with pytest.raises(TypeError):
+        cr.ops.elementwise.Add.apply(cr.tensor([1.0]))  # one array for a binary op
+    with pytest.raises(cr.errors.ShapeError, match="add: shapes"):
+        cr.tensor([1.0, 2.0]) + cr.tensor([1.0, 2.0, 3.0])
+
+
+# ----- backward's order: by the clock at which each node saved its inputs ----------------
+def test_a_tensor_used_by_several_nodes_gets_every_gradient_before_its_own_node_runs():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0  # used three times, by nodes made in an order unlike the graph's depth
+    a = cr.exp(h * 0.1)
+    b = h * h
+    c = (a + b).sum() + h.sum() * 2.0
+    c.backward()
+    hd = 3.0 * x.data
+    expected = 3.0 * (0.1 * np.exp(0.1 * hd) + 2 * hd + 2.0)
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-6)
+
+
+def test_a_backward_that_reaches_a_released_graph_changes_no_leaf_gradient():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    w = cr.tensor([3.0, 4.0], requires_grad=True)
+    shared = x * w
+    shared.sum().backward()  # releases the node of `shared`
+    x.grad = w.grad = None
+    with pytest.raises(GraphError, match="already used by an earlier backward"):
+        (shared * 2.0 + w).sum().backward()
+    assert x.grad is None and w.grad is None

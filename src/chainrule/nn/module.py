@@ -50,7 +50,13 @@ class RemovableHandle:
 # are remembered under their ``named_parameters()`` names and its input array as "X".
 # Only weak references are kept, so nothing stays alive because it was drawn.
 _labels: dict[int, tuple] = {}
-_calls = threading.local()
+
+
+class _Calls(threading.local):
+    depth = 0  # how many Module calls are running in this thread
+
+
+_calls = _Calls()
 
 
 def label_of(obj) -> str | None:
@@ -84,8 +90,13 @@ def _remember_labels(module, args):
             if p.name is None:
                 _remember(p, name)
         module.__dict__["_labelled_at"] = _structure[0]
-    if args and isinstance(args[0], np.ndarray | Tensor) and getattr(args[0], "name", None) is None:
-        _remember(args[0], "X")
+    if not args:
+        return
+    x = args[0]
+    if isinstance(x, np.ndarray) or (isinstance(x, Tensor) and x.name is None):
+        entry = _labels.get(id(x))  # the same input as the last call's: labelled already
+        if entry is None or entry[1] != "X" or entry[0]() is not x:
+            _remember(x, "X")
 
 
 class Module:
@@ -153,14 +164,15 @@ class Module:
     def __call__(self, *args, **kwargs):
         if tracing.recorder is not None:  # a compiled step guards the modules it ran
             tracing.recorder.on_module_call(self)
-        depth = getattr(_calls, "depth", 0)
+        calls = _calls
+        depth = calls.depth
         if depth == 0:
             _remember_labels(self, args)
-        _calls.depth = depth + 1
+        calls.depth = depth + 1
         try:
             output = self.forward(*args, **kwargs)
         finally:
-            _calls.depth = depth
+            calls.depth = depth
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
                 result = hook(self, args, output)

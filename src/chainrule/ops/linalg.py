@@ -132,10 +132,14 @@ class Linear(Function):
         if needs[1] and not isinstance(g2, np.ndarray):  # Tensors: a double backward
             gw = g2.T @ x
         elif needs[1]:  # an array of the weight's own layout
-            gw = np.empty(weight.shape, np.result_type(g2.dtype, x.dtype),
-                          order="F" if stored_transposed(weight) else "C")
+            dtype = g2.dtype if g2.dtype == x.dtype else np.result_type(g2.dtype, x.dtype)
+            gw = np.empty(weight.shape, dtype, order="F" if stored_transposed(weight) else "C")
             weight_grad_into(x, g2, gw)
-        gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        # the ufunc's reduction: ndarray.sum adds a Python-level wrapper (Tensors: a
+        # double backward, recorded)
+        gb = None
+        if len(needs) > 2 and needs[2]:
+            gb = np.add.reduce(g2, axis=0) if isinstance(g2, np.ndarray) else g2.sum(axis=0)
         return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
 
 

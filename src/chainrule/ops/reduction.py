@@ -15,6 +15,7 @@ import numpy as np
 from ..engine import Function
 from ..errors import ShapeError
 from .elementwise import sqrt
+from .shape import SMALL_BROADCAST
 
 
 def normalize_axes(axis, ndim: int, op: str) -> tuple[int, ...]:
@@ -39,6 +40,9 @@ def kept_shape(shape, axes) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+_ALL_AXES = tuple(tuple(range(n)) for n in range(8))  # axis=None, by number of dimensions
+
+
 class _Reduction(Function):
     """Shared set-up: remember the input shape and the reduced axes."""
 
@@ -46,7 +50,11 @@ class _Reduction(Function):
     def prepare(cls, ctx, a, axis):
         """Remember the input's shape, the kept-axes shape and how many elements each
         output value reduces (``ctx.count``); returns the reduced axes."""
-        shape = np.shape(a)
+        shape = a.shape if type(a) is np.ndarray else np.shape(a)
+        if axis is None:  # the whole array (an L2 term's sum, a mean loss): no axis to check
+            ndim = len(shape)
+            ctx.shape, ctx.kept, ctx.count = shape, (1,) * ndim, math.prod(shape)
+            return _ALL_AXES[ndim] if ndim < len(_ALL_AXES) else tuple(range(ndim))
         axes = normalize_axes(axis, len(shape), cls.name)
         ctx.shape, ctx.kept = shape, kept_shape(shape, axes)
         ctx.count = math.prod([shape[i] for i in axes])
@@ -60,6 +68,9 @@ class _Reduction(Function):
     @staticmethod
     def spread(ctx, upstream):
         """The upstream gradient with the reduced axes restored, broadcast to the input."""
+        if type(upstream) is np.ndarray and upstream.size == 1 and ctx.count <= SMALL_BROADCAST:
+            # one value over a small input: filled in one call (no reshape, no view)
+            return np.full(ctx.shape, upstream.reshape(()), upstream.dtype)
         return ctx.xp.broadcast_to(upstream.reshape(ctx.kept), ctx.shape)
 
 
