@@ -273,7 +273,8 @@ def dask_client(scheduler=None, workers=None):
 
     count = workers or os.cpu_count() or 1
     # the start method is read again whenever a worker process is restarted
-    with dask.config.set({"distributed.worker.multiprocessing-method": start_worker_server()}):
+    with (dask.config.set({"distributed.worker.multiprocessing-method": start_worker_server()}),
+          _quiet_dask_logs()):
         try:
             with _workers_ignore_ctrl_c():
                 local = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
@@ -292,6 +293,20 @@ def dask_client(scheduler=None, workers=None):
             yield cluster
         finally:
             cluster.stop()
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs():
+    """Silence the driver's Dask loggers while an embedded cluster lives and stops: its
+    teardown is the sweep's own, and Dask reports connections closing under it as INFO
+    messages with tracebacks. ``LocalCluster(silence_logs=...)`` covers only its start."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # What a worker process imports before its first task: Dask, and the code of the trials.
