@@ -15,7 +15,7 @@
    Before timing, each member's validation accuracy is checked against its run alone.
    Target: the population >= 5x faster than one by one, in both comparisons.
 2. dask: ``chainrule sweep`` run as a user runs it (a new process each time, wall time)
-   on an embedded cluster of 1 worker process and of 2: the search of the issue's digits
+   on an embedded cluster of 1 worker process and of 2: the search of the README's digits
    sweep (40 trials; lr 1e-4:1e-1:log, reg 1e-6:1e-2:log, hidden 50,100,200, relu or tanh)
    trained for 50 epochs, so that a trial lasts about half a second, as trials worth a
    cluster do. Reported with everything (process and cluster start, the best trial's test
@@ -218,7 +218,7 @@ def main(argv=None):
     parser.add_argument("--only", choices=("population", "dask", "startup"))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--dask-epochs", type=int, default=50,
-                        help="epochs of each trial of the Dask sweep (the issue's command: 20)")
+                        help="epochs of each trial of the Dask sweep (the README's command: 20)")
     args = parser.parse_args(argv)
     fix_threads()
     print(header() + "\n")
