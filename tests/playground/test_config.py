@@ -79,6 +79,16 @@ def test_an_upload_with_a_header():
     assert X.shape == (30, 2) and y.tolist()[:4] == [0, 1, 2, 0]
 
 
+def play_to_the_end(session, seconds=60):
+    """Train a playground session as fast as it goes until its stop rule ends it."""
+    session.epochs_per_second = 0
+    session.play()
+    deadline = time.monotonic() + seconds
+    while not session.finished:
+        assert time.monotonic() < deadline, f"the session did not finish in {seconds} s"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("settings", [
     {"dataset": "spiral", "noise": 0.2, "classes": 3, "hidden": [8, 8],
      "activations": ["relu", "relu"], "regularization": "L2", "lr_schedule": "cosine",
@@ -97,13 +107,8 @@ def test_a_session_reproduces_chainrule_train_epoch_by_epoch(tmp_path, settings,
 
     config = PlaygroundConfig.parse(settings)
     session = Session(config)
-    session.epochs_per_second = 0
     try:
-        session.play()
-        deadline = time.monotonic() + 60
-        while not session.finished:
-            assert time.monotonic() < deadline, "the session did not finish in 60 s"
-            time.sleep(0.02)
+        play_to_the_end(session)
         ours = session.trainer.history
         (tmp_path / "playground-data.csv").write_text(session.data_csv())
     finally:
@@ -130,13 +135,8 @@ def test_the_exported_checkpoint_is_a_run_that_load_run_and_evaluate_read(tmp_pa
         "hidden": [5, 3], "activations": ["relu", "tanh"], "regularization": "L1",
         "epochs": 3})
     session = Session(config)
-    session.epochs_per_second = 0
     try:
-        session.play()
-        deadline = time.monotonic() + 60
-        while not session.finished:
-            assert time.monotonic() < deadline, "the session did not finish in 60 s"
-            time.sleep(0.02)
+        play_to_the_end(session)
         (tmp_path / "playground.crk").write_bytes(session.checkpoint_bytes())
         (tmp_path / "playground-data.csv").write_text(session.data_csv())
         last = session.trainer.history[-1]
