@@ -40,11 +40,11 @@ def _relu_grad(d, out, _, mask):
 
 def _leaky(z, slope, mask):
     np.greater(z, 0, out=mask)
-    z *= np.where(mask, 1, slope).astype(z.dtype)
+    np.multiply(z, slope, out=z, where=~mask)  # the positive entries stay as they are
 
 
 def _leaky_grad(d, out, slope, mask):
-    d *= np.where(mask, 1, slope).astype(d.dtype)
+    np.multiply(d, slope, out=d, where=~mask)
 
 
 def _tanh(z, _, mask):
