@@ -31,6 +31,7 @@ import numpy as np
 from . import _collector
 from .errors import ArgumentError, ChainruleError, GraphError, ShapeError
 from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here too)
+    GRAD_OFF_THREADS,
     _grad_mode,
     enable_grad,
     is_grad_enabled,
@@ -38,7 +39,7 @@ from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here 
     set_grad_enabled,
 )
 from .tensor import IN_PLACE_CHANGES, Tensor, _new_tensor
-from .tracing import tracing
+from .tracing import RECORDING_THREADS, tracing
 
 
 def sum_to_shape(grad, shape: tuple):
@@ -172,7 +173,23 @@ def _saves_nothing(forward) -> bool:
 COLLECTOR_PACING = _collector.install(BareContext, Context)
 
 
-class Function:
+class _OperationType(type):
+    """The type of every ``Function``: it notices a ``forward`` replaced on an operation
+    after the class was made (a test patching one rule), because the class's ``apply``
+    was fitted to the ``forward`` it had (``_fit_to_forward``)."""
+
+    def __setattr__(cls, name, value):
+        super().__setattr__(name, value)
+        if name == "forward":
+            _refit_after_forward_changed(cls)
+
+    def __delattr__(cls, name):
+        super().__delattr__(name)
+        if name == "forward":
+            _refit_after_forward_changed(cls)
+
+
+class Function(metaclass=_OperationType):
     """An operation of the graph: ``forward`` on arrays, ``backward`` on gradients.
 
     Subclasses define ``forward(ctx, *arrays, **params) -> ndarray`` and
@@ -199,14 +216,7 @@ class Function:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # the node type its applications record: bare unless forward saves values
-        cls._context_type = BareContext if _saves_nothing(cls.forward) else Context
-        arity, takes_params = _lean_signature(cls.forward)
-        inherited = getattr(cls, "apply", None)
-        if arity and "apply" not in cls.__dict__ and (
-                getattr(inherited, "__func__", None) is _GENERAL_APPLY
-                or getattr(inherited, "lean_for", None) is not None):
-            cls.apply = staticmethod(_lean_apply(cls, arity, takes_params))
+        _fit_to_forward(cls)
         if cls.__name__.startswith("_"):
             return
         name = cls.__dict__.get("name")
@@ -252,8 +262,9 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run the operation on ``inputs`` (Tensors, arrays or numbers) and return its
         output Tensor, recording a node when an input requires grad (and grad mode is
-        on). An operation whose ``forward`` takes one or two arrays and nothing else
-        gets a leaner ``apply`` of the same behaviour (``_lean_apply``)."""
+        on). An operation whose ``forward`` takes one or two arrays, with or without
+        keyword parameters, gets a leaner ``apply`` of the same behaviour
+        (``_lean_apply``)."""
         if operation_hook is not None:
             return operation_hook(cls, inputs, params)
         return apply_unhooked(cls, inputs, params)
@@ -322,7 +333,7 @@ def apply_unhooked(cls, inputs, params):
     out = _new_tensor(Tensor)  # Tensor._wrap(data, node), inlined
     out.data = data if type(data) is np.ndarray else np.asarray(data)
     out.grad = out._extras = None
-    if records and _grad_mode.enabled:
+    if records and (not GRAD_OFF_THREADS or _grad_mode.enabled):
         if ctx is None:
             ctx = _new_context(BareContext)
         if n == 2:  # one shared tuple for each case, not one per node
@@ -339,7 +350,7 @@ def apply_unhooked(cls, inputs, params):
         out.requires_grad, out._ctx = True, ctx
     else:
         out.requires_grad, out._ctx = False, None
-    if tracing.recorder is not None:
+    if RECORDING_THREADS and tracing.recorder is not None:
         tracing.recorder.on_operation(cls, inputs, params, out)
     return out
 
@@ -362,18 +373,97 @@ def _lean_signature(forward) -> tuple[int, bool]:
     return (required if required in (1, 2) else 0), takes_params
 
 
+def _fit_to_forward(cls):
+    """Give operation ``cls`` what its ``forward`` implies: the node type it records (bare
+    unless forward saves values on ctx) and, for a forward of one or two arrays, a lean
+    ``apply`` made for it. A class that defines ``apply`` itself keeps it."""
+    cls._context_type = BareContext if _saves_nothing(cls.forward) else Context
+    arity, takes_params = _lean_signature(cls.forward)
+    inherited = getattr(cls, "apply", None)
+    if "apply" in cls.__dict__ and getattr(inherited, "lean_for", None) is not cls:
+        return  # its own apply
+    if getattr(inherited, "__func__", None) is not _GENERAL_APPLY and getattr(
+            inherited, "lean_for", None) is None:
+        return  # an apply a base class defined itself, inherited
+    if arity:
+        cls.apply = staticmethod(_lean_apply(cls, arity, takes_params))
+    elif "apply" in cls.__dict__ or getattr(inherited, "lean_for", None) is not None:
+        cls.apply = Function.__dict__["apply"]  # a lean apply of another forward: not ours
+
+
+def _refit_after_forward_changed(cls):
+    """``forward`` was replaced (or deleted) on ``cls`` after the class was made: fit
+    ``cls``, and every subclass that inherits this forward, to it again. A lean apply may
+    have been handed out already (``Tensor.__add__`` is ``Add.apply``): its closure is
+    given the new forward in place, and stays the class's apply unless the new forward
+    takes other arrays."""
+    if cls is Function:
+        return
+    todo = [cls]
+    while todo:
+        op = todo.pop()
+        old = getattr(op, "apply", None)
+        _fit_to_forward(op)
+        if getattr(old, "lean_for", None) is op:
+            cells = dict(zip(old.__code__.co_freevars, old.__closure__))
+            cells["forward"].cell_contents = op.forward
+            cells["bare"].cell_contents = op._context_type is BareContext
+            if getattr(op.apply, "lean_signature", None) == old.lean_signature:
+                op.apply = staticmethod(old)
+        todo.extend(sub for sub in op.__subclasses__() if "forward" not in sub.__dict__)
+
+
 def _lean_apply(cls, arity, takes_params):
     """``cls.apply`` for an operation of one or two arrays: what ``apply_unhooked`` does for
-    them, without packing ``*inputs``, the arity branches and the class lookups; an
-    operation with parameters (``axis=``) takes them as keywords, and more arrays than
-    ``arity`` (linear's optional bias) go the general way. A fifth of an elementwise
-    node's forward bookkeeping on small arrays goes to what this leaves out, so every such
-    operation gets it: one generic path, made per class (the recording is spelled out in
-    each arity, since a call to share it costs as much)."""
+    them, without packing ``*inputs``, the arity branches and the class lookups. A
+    forward without parameters gets an apply of exactly its arrays (``apply(a, b)``); one
+    with parameters (``axis=``) takes them as keywords, and more arrays than ``arity``
+    (linear's optional bias) go the general way. Every elementwise operation on small
+    arrays spends about as much on this bookkeeping as on its arithmetic, so each
+    operation gets its own: one generic path, made per class (the recording is spelled
+    out in each variant, since a call to share it costs as much).
+
+    Two reads are taken out of the calls: ``forward`` is bound here (a lookup on the
+    class costs ~45 ns a call; ``_OperationType`` passes a replaced forward on), and grad
+    mode and the recorder, kept per thread, are read only when some thread has changed
+    them (``GRAD_OFF_THREADS``, ``RECORDING_THREADS``; see _thread_settings)."""
+    forward = cls.forward
     bare = cls._context_type is BareContext
     new_tensor, new_context, ndarray = _new_tensor, _new_context, np.ndarray
+    no_params = {}  # what a hook or a recorder is given for an apply without parameters
 
-    if arity == 1:
+    if arity == 1 and not takes_params:
+        def apply(a):
+            if operation_hook is not None:
+                return operation_hook(cls, (a,), no_params)
+            if isinstance(a, Tensor):
+                x, records = a.data, a.requires_grad
+            else:
+                x, records = _forward_value(a), False
+            ctx = None if bare else new_context(Context)
+            try:
+                data = forward(ctx, x)
+            except ChainruleError:
+                raise
+            except ValueError as error:
+                raise cls.value_error((x,), no_params, error) from None
+            out = new_tensor(Tensor)
+            out.data = data if type(data) is ndarray else np.asarray(data)
+            out.grad = out._extras = None
+            if records and (not GRAD_OFF_THREADS or _grad_mode.enabled):
+                if ctx is None:
+                    ctx = new_context(BareContext)
+                ctx.needs_input_grad = _NEEDS_OF_ONE[True]
+                ctx.fn, ctx.parents, ctx.inputs = cls, (a,), (x,)
+                ctx.saved_at = IN_PLACE_CHANGES[0]  # see apply_unhooked
+                ctx.out = data if cls.saves_output else None
+                out.requires_grad, out._ctx = True, ctx
+            else:
+                out.requires_grad, out._ctx = False, None
+            if RECORDING_THREADS and tracing.recorder is not None:
+                tracing.recorder.on_operation(cls, (a,), no_params, out)
+            return out
+    elif arity == 1:
         def apply(a, *more, **params):
             if operation_hook is not None:
                 return operation_hook(cls, (a, *more), params)
@@ -385,7 +475,7 @@ def _lean_apply(cls, arity, takes_params):
                 x, records = _forward_value(a), False
             ctx = None if bare else new_context(Context)
             try:
-                data = cls.forward(ctx, x, **params) if params else cls.forward(ctx, x)
+                data = forward(ctx, x, **params) if params else forward(ctx, x)
             except ChainruleError:
                 raise
             except ValueError as error:
@@ -393,7 +483,7 @@ def _lean_apply(cls, arity, takes_params):
             out = new_tensor(Tensor)
             out.data = data if type(data) is ndarray else np.asarray(data)
             out.grad = out._extras = None
-            if records and _grad_mode.enabled:
+            if records and (not GRAD_OFF_THREADS or _grad_mode.enabled):
                 if ctx is None:
                     ctx = new_context(BareContext)
                 ctx.needs_input_grad = _NEEDS_OF_ONE[True]
@@ -403,8 +493,45 @@ def _lean_apply(cls, arity, takes_params):
                 out.requires_grad, out._ctx = True, ctx
             else:
                 out.requires_grad, out._ctx = False, None
-            if tracing.recorder is not None:
+            if RECORDING_THREADS and tracing.recorder is not None:
                 tracing.recorder.on_operation(cls, (a,), params, out)
+            return out
+    elif not takes_params:
+        def apply(a, b):
+            if operation_hook is not None:
+                return operation_hook(cls, (a, b), no_params)
+            if isinstance(a, Tensor):
+                x, grad_a = a.data, a.requires_grad
+            else:
+                x, grad_a = _forward_value(a), False
+            if isinstance(b, Tensor):
+                y, grad_b = b.data, b.requires_grad
+            elif type(b) is float or type(b) is int:  # x * 0.5: stays a weak Python number
+                y, grad_b = b, False
+            else:
+                y, grad_b = _forward_value(b), False
+            ctx = None if bare else new_context(Context)
+            try:
+                data = forward(ctx, x, y)
+            except ChainruleError:
+                raise
+            except ValueError as error:
+                raise cls.value_error((x, y), no_params, error) from None
+            out = new_tensor(Tensor)
+            out.data = data if type(data) is ndarray else np.asarray(data)
+            out.grad = out._extras = None
+            if (grad_a or grad_b) and (not GRAD_OFF_THREADS or _grad_mode.enabled):
+                if ctx is None:
+                    ctx = new_context(BareContext)
+                ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
+                ctx.fn, ctx.parents, ctx.inputs = cls, (a, b), (x, y)
+                ctx.saved_at = IN_PLACE_CHANGES[0]
+                ctx.out = data if cls.saves_output else None
+                out.requires_grad, out._ctx = True, ctx
+            else:
+                out.requires_grad, out._ctx = False, None
+            if RECORDING_THREADS and tracing.recorder is not None:
+                tracing.recorder.on_operation(cls, (a, b), no_params, out)
             return out
     else:
         def apply(a, b, *more, **params):
@@ -424,7 +551,7 @@ def _lean_apply(cls, arity, takes_params):
                 y, grad_b = _forward_value(b), False
             ctx = None if bare else new_context(Context)
             try:
-                data = cls.forward(ctx, x, y, **params) if params else cls.forward(ctx, x, y)
+                data = forward(ctx, x, y, **params) if params else forward(ctx, x, y)
             except ChainruleError:
                 raise
             except ValueError as error:
@@ -432,7 +559,7 @@ def _lean_apply(cls, arity, takes_params):
             out = new_tensor(Tensor)
             out.data = data if type(data) is ndarray else np.asarray(data)
             out.grad = out._extras = None
-            if (grad_a or grad_b) and _grad_mode.enabled:
+            if (grad_a or grad_b) and (not GRAD_OFF_THREADS or _grad_mode.enabled):
                 if ctx is None:
                     ctx = new_context(BareContext)
                 ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
@@ -442,11 +569,11 @@ def _lean_apply(cls, arity, takes_params):
                 out.requires_grad, out._ctx = True, ctx
             else:
                 out.requires_grad, out._ctx = False, None
-            if tracing.recorder is not None:
+            if RECORDING_THREADS and tracing.recorder is not None:
                 tracing.recorder.on_operation(cls, (a, b), params, out)
             return out
 
-    apply.lean_for = cls
+    apply.lean_for, apply.lean_signature = cls, (arity, takes_params)
     apply.__qualname__ = f"{cls.__qualname__}.apply"
     apply.__doc__ = _GENERAL_APPLY.__doc__
     return apply

@@ -10,15 +10,24 @@ import functools
 import inspect
 import threading
 
+from ._thread_settings import ThreadSetting
+
 
 class _GradMode(threading.local):
     """Whether operations are recorded, kept per thread (as in PyTorch): ``no_grad()`` in
     one thread, or a backward pass running in it, leaves every other thread recording."""
 
-    enabled = True
+    enabled = ThreadSetting(usual=True)
+
+    def __init__(self):  # run in each thread that reads or sets grad mode
+        ThreadSetting.start(self, "enabled")
 
 
 _grad_mode = _GradMode()
+
+# The threads where grad mode is off, process-wide: while it is empty, an operation knows
+# grad mode is on without reading its thread's value (see _thread_settings).
+GRAD_OFF_THREADS = _GradMode.enabled.unusual_threads
 
 
 def is_grad_enabled() -> bool:

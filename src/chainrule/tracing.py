@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import threading
 
+from ._thread_settings import ThreadSetting
+
 
 class _Tracing(threading.local):
-    recorder = None  # a chainrule.compiler.recorder.Recorder while a step is recorded
+    # a chainrule.compiler.recorder.Recorder while a step is recorded, else None
+    recorder = ThreadSetting(usual=None)
+
+    def __init__(self):  # run in each thread that reads or sets the recorder
+        ThreadSetting.start(self, "recorder")
 
 
 tracing = _Tracing()
+
+# The threads that record a step, process-wide: while it is empty, an operation knows it
+# has no recorder to report to without reading its thread's (see _thread_settings).
+RECORDING_THREADS = _Tracing.recorder.unusual_threads

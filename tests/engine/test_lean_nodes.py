@@ -238,3 +238,47 @@ def test_a_backward_that_reaches_a_released_graph_changes_no_leaf_gradient():
     with pytest.raises(GraphError, match="already used by an earlier backward"):
         (shared * 2.0 + w).sum().backward()
     assert x.grad is None and w.grad is None
+
+
+# ----- a forward replaced after the class was made ------------------------------------
+def test_a_forward_replaced_on_the_class_is_used_by_every_copy_of_its_apply():
+    class Halved(Function):
+        name = "test_replaced_forward"
+
+        @staticmethod
+        def forward(ctx, a):
+            return a / 2
+
+        @staticmethod
+        def backward(ctx, upstream):
+            return upstream * ctx.factor
+
+    handed_out = Halved.apply  # as Tensor's operators hold theirs
+    try:
+        def tripled(ctx, a):  # saves a value on ctx, which the first forward did not
+            ctx.factor = 3.0
+            return a * 3
+
+        Halved.forward = staticmethod(tripled)
+        x = cr.tensor([2.0], requires_grad=True)
+        for apply in (Halved.apply, handed_out):
+            y = apply(x)
+            assert y.tolist() == [6.0]
+            y.backward(np.ones(1, np.float32))
+        assert x.grad.tolist() == [6.0]
+
+        def scaled(ctx, a, b):  # other arrays: the class's apply takes them
+            return a * b
+
+        Halved.forward = staticmethod(scaled)
+        assert Halved.apply(x, 5.0).tolist() == [10.0]
+    finally:
+        engine.OPERATIONS.pop("test_replaced_forward", None)
+
+
+def test_an_operation_given_more_arrays_than_its_forward_takes_is_refused():
+    a = cr.tensor([1.0])
+    with pytest.raises(TypeError, match="Add.apply"):
+        cr.ops.elementwise.Add.apply(a, a, a)
+    with pytest.raises(TypeError, match="Exp.apply"):
+        cr.ops.elementwise.Exp.apply(a, axis=0)

@@ -72,3 +72,28 @@ def test_two_threads_training_two_models_match_one_thread_each():
         assert results[seed][0] == alone[seed][0]
         for a, b in zip(results[seed][1], alone[seed][1]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_thread_that_ends_with_grad_off_leaves_the_others_on_their_fast_path():
+    """Operations read their thread's grad mode and recorder only while some thread has
+    changed them; a thread that ends without setting them back must not keep every
+    other thread on the slow path, and one still inside no_grad keeps its own mode."""
+    from chainrule.grad_mode import GRAD_OFF_THREADS
+    from chainrule.tracing import RECORDING_THREADS, tracing
+
+    def leaves_everything_changed():
+        cr.set_grad_enabled(False)  # at once, never set back
+        tracing.recorder = object()
+        seen["inside"] = (len(GRAD_OFF_THREADS), len(RECORDING_THREADS))
+        tracing.recorder = None
+
+    seen = {}
+    thread = threading.Thread(target=leaves_everything_changed)
+    thread.start()
+    thread.join(5)
+    assert seen["inside"] == (1, 1)
+    assert not GRAD_OFF_THREADS and not RECORDING_THREADS
+    x = cr.tensor([1.0], requires_grad=True)
+    with cr.no_grad():
+        assert GRAD_OFF_THREADS and not (x * 2).requires_grad
+    assert not GRAD_OFF_THREADS and (x * 2).requires_grad
