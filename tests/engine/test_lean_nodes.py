@@ -2,6 +2,7 @@
 gradients summed in place only into arrays nobody else holds, and the in-place check
 that looks further only when something was changed since a node was recorded."""
 
+import inspect
 import weakref
 
 import numpy as np
@@ -282,3 +283,47 @@ def test_an_operation_given_more_arrays_than_its_forward_takes_is_refused():
         cr.ops.elementwise.Add.apply(a, a, a)
     with pytest.raises(TypeError, match="Exp.apply"):
         cr.ops.elementwise.Exp.apply(a, axis=0)
+
+
+# ----- public functions that only hand their arrays to apply ---------------------------
+def test_a_public_function_that_only_calls_apply_is_apply_under_its_own_name():
+    x = cr.tensor([0.0, 1.0], requires_grad=True)
+    assert cr.exp.__name__ == "exp" and list(inspect.signature(cr.exp).parameters) == ["x"]
+    assert cr.exp.lean_for is cr.ops.elementwise.Exp
+    assert cr.maximum.__doc__.startswith("Elementwise max")
+    np.testing.assert_array_equal(cr.exp(x=x).data, np.exp(x.data))  # its parameter's name
+    np.testing.assert_array_equal(cr.add(b=x, a=1.0).data, x.data + 1)
+    with pytest.raises(TypeError, match=r"exp\(\) takes 1 positional argument"):
+        cr.exp(x, x)
+
+
+def test_a_public_function_that_does_more_than_call_apply_is_kept():
+    class Doubled(Function):
+        name = "test_public_doubled"
+
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, upstream):
+            return upstream * 2
+
+    try:
+        def doubled_then_added(x):
+            return Doubled.apply(x) + 1
+
+        def swapped(a, b):
+            return Doubled.apply(b)
+
+        assert Doubled.public_function(doubled_then_added) is doubled_then_added
+        assert Doubled.public_function(swapped) is swapped
+
+        def doubled(x):
+            return Doubled.apply(x)
+
+        public = Doubled.public_function(doubled)
+        assert public is not doubled and public.lean_for is Doubled
+        assert public(cr.tensor([3.0])).tolist() == [6.0]
+    finally:
+        engine.OPERATIONS.pop("test_public_doubled", None)

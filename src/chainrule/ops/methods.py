@@ -5,10 +5,8 @@
 the operations in the package's layers, needs no import of them. A new operation that
 should also be a method adds a line here.
 
-Where the public function only passes its arrays on (``add(a, b)`` is ``Add.apply(a,
-b)``), the method is the operation's ``apply`` itself: an operator on small arrays costs
-a few hundred nanoseconds of Python, and a function between the operator and ``apply``
-would be one more call in each.
+A public function that only hands its arrays on is its operation's ``apply`` itself
+(``Function.public_function``), so ``x + y`` calls ``Add.apply`` directly.
 """
 
 from __future__ import annotations
@@ -16,23 +14,23 @@ from __future__ import annotations
 import numpy as np
 
 from .elementwise import (
-    Abs,
-    Add,
-    Divide,
-    Exp,
-    Log,
-    Multiply,
-    Negative,
-    Power,
-    ReLU,
-    Sigmoid,
-    Sqrt,
-    Subtract,
-    Tanh,
+    abs,
+    add,
     astype,
     clip,
+    divide,
+    exp,
+    log,
+    multiply,
+    negative,
+    power,
+    relu,
+    sigmoid,
+    sqrt,
+    subtract,
+    tanh,
 )
-from .linalg import MatMul
+from .linalg import matmul
 from .reduction import log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
 from .shape import broadcast_to, expand, getitem, reshape, swapaxes, transpose
 
@@ -72,17 +70,17 @@ def _clip(self, min=None, max=None):
 
 METHODS = {
     # operators
-    "__add__": Add.apply, "__radd__": _reflected(Add.apply),
-    "__sub__": Subtract.apply, "__rsub__": _reflected(Subtract.apply),
-    "__mul__": Multiply.apply, "__rmul__": _reflected(Multiply.apply),
-    "__truediv__": Divide.apply, "__rtruediv__": _reflected(Divide.apply),
-    "__pow__": Power.apply, "__rpow__": _reflected(Power.apply),
-    "__matmul__": MatMul.apply, "__rmatmul__": _reflected(MatMul.apply),
-    "__neg__": Negative.apply, "__abs__": Abs.apply, "__getitem__": getitem,
+    "__add__": add, "__radd__": _reflected(add),
+    "__sub__": subtract, "__rsub__": _reflected(subtract),
+    "__mul__": multiply, "__rmul__": _reflected(multiply),
+    "__truediv__": divide, "__rtruediv__": _reflected(divide),
+    "__pow__": power, "__rpow__": _reflected(power),
+    "__matmul__": matmul, "__rmatmul__": _reflected(matmul),
+    "__neg__": negative, "__abs__": abs, "__getitem__": getitem,
     # methods with NumPy's (or, where NumPy has none, PyTorch's) names
-    "matmul": MatMul.apply, "dot": MatMul.apply,
-    "exp": Exp.apply, "log": Log.apply, "sqrt": Sqrt.apply, "abs": Abs.apply,
-    "tanh": Tanh.apply, "sigmoid": Sigmoid.apply, "relu": ReLU.apply, "clip": _clip,
+    "matmul": matmul, "dot": matmul,
+    "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "tanh": tanh, "sigmoid": sigmoid,
+    "relu": relu, "clip": _clip,
     "sum": sum, "mean": mean, "max": max, "min": min, "var": var, "std": std,
     "logsumexp": logsumexp, "softmax": softmax, "log_softmax": log_softmax,
     "reshape": _reshape, "flatten": lambda self: reshape(self, (-1,)),
