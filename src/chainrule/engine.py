@@ -497,12 +497,11 @@ def _lean_apply(cls, arity, takes_params):
     forward = cls.forward
     bare = cls._context_type is BareContext
     new_tensor, new_context, ndarray = _new_tensor, _new_context, np.ndarray
-    no_params = {}  # what a hook or a recorder is given for an apply without parameters
 
     if arity == 1 and not takes_params:
         def apply(a):
             if operation_hook is not None:
-                return operation_hook(cls, (a,), no_params)
+                return operation_hook(cls, (a,), {})
             if isinstance(a, Tensor):
                 array, records = a.data, a.requires_grad
             else:
@@ -513,7 +512,7 @@ def _lean_apply(cls, arity, takes_params):
             except ChainruleError:
                 raise
             except ValueError as error:
-                raise cls.value_error((array,), no_params, error) from None
+                raise cls.value_error((array,), {}, error) from None
             out = new_tensor(Tensor)
             out.data = data if type(data) is ndarray else np.asarray(data)
             out.grad = out._extras = None
@@ -528,7 +527,7 @@ def _lean_apply(cls, arity, takes_params):
             else:
                 out.requires_grad, out._ctx = False, None
             if RECORDING_THREADS and tracing.recorder is not None:
-                tracing.recorder.on_operation(cls, (a,), no_params, out)
+                tracing.recorder.on_operation(cls, (a,), {}, out)
             return out
     elif arity == 1:
         def apply(a, *more, **params):
@@ -566,7 +565,7 @@ def _lean_apply(cls, arity, takes_params):
     elif not takes_params:
         def apply(a, b):
             if operation_hook is not None:
-                return operation_hook(cls, (a, b), no_params)
+                return operation_hook(cls, (a, b), {})
             if isinstance(a, Tensor):
                 array_a, grad_a = a.data, a.requires_grad
             else:
@@ -583,7 +582,7 @@ def _lean_apply(cls, arity, takes_params):
             except ChainruleError:
                 raise
             except ValueError as error:
-                raise cls.value_error((array_a, array_b), no_params, error) from None
+                raise cls.value_error((array_a, array_b), {}, error) from None
             out = new_tensor(Tensor)
             out.data = data if type(data) is ndarray else np.asarray(data)
             out.grad = out._extras = None
@@ -598,7 +597,7 @@ def _lean_apply(cls, arity, takes_params):
             else:
                 out.requires_grad, out._ctx = False, None
             if RECORDING_THREADS and tracing.recorder is not None:
-                tracing.recorder.on_operation(cls, (a, b), no_params, out)
+                tracing.recorder.on_operation(cls, (a, b), {}, out)
             return out
     else:
         def apply(a, b, *more, **params):
