@@ -8,11 +8,11 @@ no recorder). So each setting also keeps the set of threads where it is *not* at
 usual value: an operation reads that set, a plain module-level object, and reads its own
 thread's value only when the set is not empty.
 
-The set holds one entry per thread that changed the setting, as long as it has. The
-entry belongs to a marker object kept among that thread's local values: setting the
-usual value back drops the marker, and so does the end of the thread (its local values
-go with it). Either way the marker's finalizer takes the entry out. A set that is not
-empty only sends operations to read their own thread's value, which is always right.
+The set holds the threads that changed the setting, for as long as they have: setting
+the usual value back takes a thread out, and so does its end (a marker object among the
+thread's local values, which go when it ends, takes it out in its finalizer). A set that
+is not empty only sends operations to read their own thread's value, which is always
+right.
 """
 
 from __future__ import annotations
@@ -38,40 +38,43 @@ class ThreadSetting:
 
     def __init__(self, usual):
         self.usual = usual
-        self.unusual_threads: set[int] = set()  # ids of the markers of those threads
+        self.unusual_threads: set[int] = set()  # the keys of those threads' markers
         self.name = self.marker_key = None
 
     def __set_name__(self, owner, name):
-        self.name, self.marker_key = name, f"{name} differs from usual"
+        self.name, self.marker_key = name, f"marker of this thread for {name}"
 
     @staticmethod
     def start(state, name):
-        """Give ``state``'s thread the usual value of setting ``name``."""
+        """Give ``state``'s thread the usual value of setting ``name``, and its marker."""
         setting = type(state).__dict__[name]
-        vars(state)[name] = setting.usual
+        values = vars(state)  # this thread's values, which go when the thread ends
+        values[name] = setting.usual
+        values[setting.marker_key] = _ThreadMarker(setting.unusual_threads)
 
     def __set__(self, state, value):
         values = vars(state)  # this thread's values
         # The thread is in the set before its value is unusual and leaves it only once
-        # the value is usual again, so no moment goes unseen.
+        # the value is usual again, so no moment goes unseen. (set.add and discard are
+        # single C calls: atomic for the other threads.)
         if value is self.usual:
             values[self.name] = value
-            values.pop(self.marker_key, None)  # the marker's finalizer takes the thread off
+            self.unusual_threads.discard(values[self.marker_key].key)
         else:
-            if self.marker_key not in values:
-                values[self.marker_key] = _Marker(self.unusual_threads)
+            self.unusual_threads.add(values[self.marker_key].key)
             values[self.name] = value
 
 
-class _Marker:
-    """In a thread's local values while one of its settings is unusual; keeps the thread in
-    the setting's ``unusual_threads`` for exactly as long as it is alive."""
+class _ThreadMarker:
+    """A thread's entry in a setting's ``unusual_threads``: made when the thread first
+    uses the setting and kept among its local values, which go when the thread ends; it
+    then takes the thread out of the set, in case it ended with the setting unusual. Its
+    key is its ``id()``, which no other object has while it lives."""
 
-    __slots__ = ("threads",)
+    __slots__ = ("threads", "key")
 
     def __init__(self, threads: set[int]):
-        self.threads = threads
-        threads.add(id(self))  # one C call: atomic for other threads
+        self.threads, self.key = threads, id(self)
 
     def __del__(self):
-        self.threads.discard(id(self))
+        self.threads.discard(self.key)
