@@ -327,3 +327,46 @@ def test_a_public_function_that_does_more_than_call_apply_is_kept():
         assert public(cr.tensor([3.0])).tolist() == [6.0]
     finally:
         engine.OPERATIONS.pop("test_public_doubled", None)
+
+
+def test_a_forward_that_only_calls_a_ufunc_gives_its_results_and_can_be_replaced():
+    class Root(Function):
+        name = "test_plain_ufunc_root"
+
+        @staticmethod
+        def forward(ctx, a):
+            return np.sqrt(a)  # the apply calls np.sqrt itself, not this forward
+
+        @staticmethod
+        def backward(ctx, upstream):
+            (a,) = ctx.inputs
+            return upstream / (2 * np.sqrt(a))
+
+    try:
+        x = cr.tensor([4.0, 9.0], requires_grad=True)
+        y = Root.apply(x)
+        assert y.tolist() == [2.0, 3.0] and y.dtype == np.float32
+        y.backward(np.ones(2, np.float32))
+        np.testing.assert_allclose(x.grad, [0.25, 1 / 6], rtol=1e-6)
+
+        def negated_root(ctx, a):
+            return -np.sqrt(a)
+
+        Root.forward = staticmethod(negated_root)
+        assert Root.apply(x).tolist() == [-2.0, -3.0]
+    finally:
+        engine.OPERATIONS.pop("test_plain_ufunc_root", None)
+
+
+@pytest.mark.parametrize("ours, numpys", [
+    (lambda a, b: a + b, np.add), (lambda a, b: a - b, np.subtract),
+    (lambda a, b: a * b, np.multiply), (lambda a, b: a / b, np.divide),
+    (lambda a, b: -a, lambda a, b: -a), (lambda a, b: cr.exp(a), lambda a, b: np.exp(a)),
+    (lambda a, b: b.tanh(), lambda a, b: np.tanh(b)),
+    (lambda a, b: 0.5 - a, lambda a, b: 0.5 - a), (lambda a, b: b / 3, lambda a, b: b / 3)])
+def test_elementwise_operations_give_numpys_bits(ours, numpys):
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    got, want = ours(cr.tensor(a), cr.tensor(b)).data, numpys(a, b)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
