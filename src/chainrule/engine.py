@@ -441,10 +441,7 @@ def _returned_expression(function) -> tuple[list[str], ast.expr] | None:
             or signature.defaults or len(body) != 1 or not isinstance(body[0], ast.Return)
             or body[0].value is None):
         return None
-    params = [p.arg for p in signature.args]
-    if tuple(params) != code.co_varnames[:code.co_argcount]:
-        return None  # the file changed since the function was compiled
-    return params, body[0].value
+    return [p.arg for p in signature.args], body[0].value
 
 
 def _only_hands_arrays_to_apply(function, cls, arity) -> bool:
@@ -455,10 +452,7 @@ def _only_hands_arrays_to_apply(function, cls, arity) -> bool:
                                                                 cls.__name__) is not cls:
         return False
     params, call = found
-    code = function.__code__  # what the bytecode looks up must agree with the source
-    looked_up = ("apply",) if cls.__name__ in code.co_freevars else (cls.__name__, "apply")
-    return (code.co_names == looked_up
-            and isinstance(call, ast.Call) and not call.keywords
+    return (isinstance(call, ast.Call) and not call.keywords
             and isinstance(call.func, ast.Attribute) and call.func.attr == "apply"
             and isinstance(call.func.value, ast.Name) and call.func.value.id == cls.__name__
             and [getattr(a, "id", None) for a in call.args] == params)
@@ -483,20 +477,18 @@ def _plain_ufunc(forward, arity):
     if found is None or len(found[0]) != arity + 1:
         return None
     arrays, expression = found[0][1:], found[1]
-    names = forward.__code__.co_names  # what the bytecode looks up: must agree with the source
-    if (isinstance(expression, ast.BinOp) and arity == 2 and not names
+    if (isinstance(expression, ast.BinOp) and arity == 2
             and type(expression.op) in _OPERATOR_UFUNCS
             and [getattr(side, "id", None) for side in (expression.left, expression.right)]
             == arrays):
         return _OPERATOR_UFUNCS[type(expression.op)]
-    if (isinstance(expression, ast.UnaryOp) and arity == 1 and not names
+    if (isinstance(expression, ast.UnaryOp) and arity == 1
             and isinstance(expression.op, ast.USub)
             and getattr(expression.operand, "id", None) == arrays[0]):
         return np.negative
     if (isinstance(expression, ast.Call) and not expression.keywords
             and isinstance(expression.func, ast.Attribute)
             and isinstance(expression.func.value, ast.Name)
-            and names == (expression.func.value.id, expression.func.attr)
             and _value_of_name(forward, expression.func.value.id) is np
             and [getattr(arg, "id", None) for arg in expression.args] == arrays):
         ufunc = getattr(np, expression.func.attr, None)
