@@ -467,10 +467,7 @@ def _plain_ufunc(forward, arity):
     """The NumPy ufunc that a ``forward(ctx, a[, b])`` does no more than call on its arrays
     (``return a + b``, ``return np.exp(a)``), else None. A lean apply calls it in place
     of ``forward``: the same NumPy call, without the forward's own Python call, which is
-    a tenth of an elementwise operation's bookkeeping on small arrays. It does so only
-    when an input is an ndarray and any other a Python number: there ``a + b`` is
-    ``np.add(a, b)`` by NumPy's own dispatch, whereas on Python numbers alone (``1.0 /
-    0.0``) or an ndarray subclass the forward runs as written."""
+    a tenth of an elementwise operation's bookkeeping on small arrays."""
     if getattr(forward, "__self__", None) is not None:
         return None  # a classmethod: bound to its class, left as it is
     found = _returned_expression(forward)
@@ -562,10 +559,7 @@ def _lean_apply(cls, arity, takes_params):
                 array, records = _forward_value(a), False
             ctx = None if bare else new_context(Context)
             try:
-                if ufunc is not None and type(array) is ndarray:
-                    data = ufunc(array)
-                else:
-                    data = forward(ctx, array)
+                data = forward(ctx, array) if ufunc is None else ufunc(array)
             except ChainruleError:
                 raise
             except ValueError as error:
@@ -634,14 +628,11 @@ def _lean_apply(cls, arity, takes_params):
             else:
                 array_b, grad_b = _forward_value(b), False
             ctx = None if bare else new_context(Context)
-            kind_a, kind_b = type(array_a), type(array_b)  # see _plain_ufunc
             try:
-                if ufunc is not None and (
-                        kind_a is ndarray and (kind_b is ndarray or kind_b in _NUMBERS)
-                        or kind_b is ndarray and kind_a in _NUMBERS):
-                    data = ufunc(array_a, array_b)
-                else:
+                if ufunc is None:
                     data = forward(ctx, array_a, array_b)
+                else:
+                    data = ufunc(array_a, array_b)
             except ChainruleError:
                 raise
             except ValueError as error:
@@ -708,7 +699,6 @@ def _lean_apply(cls, arity, takes_params):
     return apply
 
 
-_NUMBERS = (float, int)  # Python numbers beside an ndarray: NumPy's weak scalars
 _new_context = object.__new__  # Context() without the call through type.__call__
 _NEEDS_OF_ONE = ((False,), (True,))  # indexed by whether the input requires grad
 _NEEDS_OF_TWO = (((False, False), (False, True)), ((True, False), (True, True)))
