@@ -420,77 +420,31 @@ def _fit_to_forward(cls):
         cls.apply = Function.__dict__["apply"]  # a lean apply of another forward: not ours
 
 
-def _returned_expression(function) -> tuple[list[str], ast.expr] | None:
-    """``(parameter names, expression)`` for a function whose source is ``def f(p1, ...):
-    ["doc"] return <expression>`` with plain positional parameters, else None (or when
-    its source cannot be read)."""
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return None
-    lines = linecache.getlines(code.co_filename)[code.co_firstlineno - 1:]
-    try:  # read as inspect.getsource does, without its search through every module
-        tree = ast.parse(textwrap.dedent("".join(inspect.getblock(lines)))).body[0]
-    except (SyntaxError, IndexError, ValueError):
-        return None
-    if not isinstance(tree, ast.FunctionDef) or tree.name != code.co_name:
-        return None
-    signature, body = tree.args, tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]  # the docstring
-    if (signature.posonlyargs or signature.vararg or signature.kwonlyargs or signature.kwarg
-            or signature.defaults or len(body) != 1 or not isinstance(body[0], ast.Return)
-            or body[0].value is None):
-        return None
-    return [p.arg for p in signature.args], body[0].value
-
-
 def _only_hands_arrays_to_apply(function, cls, arity) -> bool:
     """Whether ``function``'s source is ``def f(p1[, p2]): ["doc"] return Cls.apply(p1[,
     p2])``: exactly ``arity`` parameters, passed on in order and nothing else done."""
-    found = _returned_expression(function)
-    if found is None or len(found[0]) != arity or _value_of_name(function,
-                                                                cls.__name__) is not cls:
+    code = function.__code__  # read as inspect.getsource does, without its module search
+    lines = linecache.getlines(code.co_filename)[code.co_firstlineno - 1:]
+    try:
+        tree = ast.parse(textwrap.dedent("".join(inspect.getblock(lines)))).body[0]
+    except (SyntaxError, IndexError, ValueError):
         return False
-    params, call = found
+    if not isinstance(tree, ast.FunctionDef):
+        return False
+    signature = tree.args
+    params = [p.arg for p in signature.args]
+    body = tree.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if (len(params) != arity or signature.posonlyargs or signature.vararg or signature.kwonlyargs
+            or signature.kwarg or signature.defaults or len(body) != 1
+            or _value_of_name(function, cls.__name__) is not cls):
+        return False
+    call = body[0].value if isinstance(body[0], ast.Return) else None
     return (isinstance(call, ast.Call) and not call.keywords
             and isinstance(call.func, ast.Attribute) and call.func.attr == "apply"
             and isinstance(call.func.value, ast.Name) and call.func.value.id == cls.__name__
             and [getattr(a, "id", None) for a in call.args] == params)
-
-
-# The operators a forward may be written with, and the ufunc NumPy calls for each on arrays.
-_OPERATOR_UFUNCS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply,
-                    ast.Div: np.true_divide}
-
-
-def _plain_ufunc(forward, arity):
-    """The NumPy ufunc that a ``forward(ctx, a[, b])`` does no more than call on its arrays
-    (``return a + b``, ``return np.exp(a)``), else None. A lean apply calls it in place
-    of ``forward``: the same NumPy call, without the forward's own Python call, which is
-    a tenth of an elementwise operation's bookkeeping on small arrays."""
-    if getattr(forward, "__self__", None) is not None:
-        return None  # a classmethod: bound to its class, left as it is
-    found = _returned_expression(forward)
-    if found is None or len(found[0]) != arity + 1:
-        return None
-    arrays, expression = found[0][1:], found[1]
-    if (isinstance(expression, ast.BinOp) and arity == 2
-            and type(expression.op) in _OPERATOR_UFUNCS
-            and [getattr(side, "id", None) for side in (expression.left, expression.right)]
-            == arrays):
-        return _OPERATOR_UFUNCS[type(expression.op)]
-    if (isinstance(expression, ast.UnaryOp) and arity == 1
-            and isinstance(expression.op, ast.USub)
-            and getattr(expression.operand, "id", None) == arrays[0]):
-        return np.negative
-    if (isinstance(expression, ast.Call) and not expression.keywords
-            and isinstance(expression.func, ast.Attribute)
-            and isinstance(expression.func.value, ast.Name)
-            and _value_of_name(forward, expression.func.value.id) is np
-            and [getattr(arg, "id", None) for arg in expression.args] == arrays):
-        ufunc = getattr(np, expression.func.attr, None)
-        return ufunc if isinstance(ufunc, np.ufunc) and ufunc.nin == arity else None
-    return None
 
 
 def _value_of_name(function, name):
@@ -520,8 +474,6 @@ def _refit_after_forward_changed(cls):
         if getattr(old, "lean_for", None) is op:
             cells = dict(zip(old.__code__.co_freevars, old.__closure__))
             cells["forward"].cell_contents = op.forward
-            if "ufunc" in cells:  # an apply of exactly its arrays
-                cells["ufunc"].cell_contents = _plain_ufunc(op.forward, old.lean_signature[0])
             cells["bare"].cell_contents = op._context_type is BareContext
             if getattr(op.apply, "lean_signature", None) == old.lean_signature:
                 op.apply = staticmethod(old)
@@ -538,14 +490,11 @@ def _lean_apply(cls, arity, takes_params):
     operation gets its own: one generic path, made per class (the recording is spelled
     out in each variant, since a call to share it costs as much).
 
-    Reads and calls are taken out of each call: ``forward`` is bound here (a lookup on
-    the class costs ~45 ns a call; ``_OperationType`` passes a replaced forward on); a
-    forward that only calls a NumPy ufunc on its arrays is replaced by that ufunc
-    (``_plain_ufunc``); and grad mode and the recorder, kept per thread, are read only
-    when some thread has changed them (``GRAD_OFF_THREADS``, ``RECORDING_THREADS``; see
-    _thread_settings)."""
+    Two reads are taken out of the calls: ``forward`` is bound here (a lookup on the
+    class costs ~45 ns a call; ``_OperationType`` passes a replaced forward on), and grad
+    mode and the recorder, kept per thread, are read only when some thread has changed
+    them (``GRAD_OFF_THREADS``, ``RECORDING_THREADS``; see _thread_settings)."""
     forward = cls.forward
-    ufunc = None if takes_params else _plain_ufunc(forward, arity)
     bare = cls._context_type is BareContext
     new_tensor, new_context, ndarray = _new_tensor, _new_context, np.ndarray
 
@@ -559,7 +508,7 @@ def _lean_apply(cls, arity, takes_params):
                 array, records = _forward_value(a), False
             ctx = None if bare else new_context(Context)
             try:
-                data = forward(ctx, array) if ufunc is None else ufunc(array)
+                data = forward(ctx, array)
             except ChainruleError:
                 raise
             except ValueError as error:
@@ -629,10 +578,7 @@ def _lean_apply(cls, arity, takes_params):
                 array_b, grad_b = _forward_value(b), False
             ctx = None if bare else new_context(Context)
             try:
-                if ufunc is None:
-                    data = forward(ctx, array_a, array_b)
-                else:
-                    data = ufunc(array_a, array_b)
+                data = forward(ctx, array_a, array_b)
             except ChainruleError:
                 raise
             except ValueError as error:
