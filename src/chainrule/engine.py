@@ -22,14 +22,9 @@ another dtype is cast back to its input's dtype.
 
 from __future__ import annotations
 
-import ast
 import dis
 import functools
-import inspect
-import linecache
 import sys
-import textwrap
-import types
 
 import numpy as np
 
@@ -247,30 +242,6 @@ class Function(metaclass=_OperationType):
         raise NotImplementedError
 
     @classmethod
-    def public_function(cls, function):
-        """Decorates the operation's public function. When all it does is hand its arrays
-        to ``apply`` (``def exp(x): return Exp.apply(x)``), what it returns is ``apply``
-        itself under the function's name, parameter names and docstring: a call then costs
-        one Python call instead of two (on small arrays the second is a tenth of the
-        operation's bookkeeping). A function that does more, or whose source cannot be
-        read to check it, is kept as it is."""
-        apply = cls.apply
-        if (getattr(apply, "lean_for", None) is not cls or apply.lean_signature[1]
-                or not _only_hands_arrays_to_apply(function, cls, apply.lean_signature[0])):
-            return function
-        code = apply.__code__
-        params = function.__code__.co_varnames[:code.co_argcount]
-        if set(params) & set(code.co_varnames[code.co_argcount:]):
-            return function  # its names would clash with apply's own
-        public = types.FunctionType(
-            code.replace(co_varnames=params + code.co_varnames[code.co_argcount:]),
-            apply.__globals__, function.__name__, None, apply.__closure__)
-        public.__qualname__, public.__module__ = function.__qualname__, function.__module__
-        public.__doc__ = function.__doc__
-        public.lean_for, public.lean_signature = cls, apply.lean_signature
-        return public
-
-    @classmethod
     def shape_error(cls, arrays, params) -> str:
         """The message for inputs whose shapes do not broadcast; names the op and shapes."""
         shapes = " and ".join(str(np.shape(a)) for a in arrays)
@@ -418,44 +389,6 @@ def _fit_to_forward(cls):
         cls.apply = staticmethod(_lean_apply(cls, arity, takes_params))
     elif "apply" in cls.__dict__ or getattr(inherited, "lean_for", None) is not None:
         cls.apply = Function.__dict__["apply"]  # a lean apply of another forward: not ours
-
-
-def _only_hands_arrays_to_apply(function, cls, arity) -> bool:
-    """Whether ``function``'s source is ``def f(p1[, p2]): ["doc"] return Cls.apply(p1[,
-    p2])``: exactly ``arity`` parameters, passed on in order and nothing else done."""
-    code = function.__code__  # read as inspect.getsource does, without its module search
-    lines = linecache.getlines(code.co_filename)[code.co_firstlineno - 1:]
-    try:
-        tree = ast.parse(textwrap.dedent("".join(inspect.getblock(lines)))).body[0]
-    except (SyntaxError, IndexError, ValueError):
-        return False
-    if not isinstance(tree, ast.FunctionDef):
-        return False
-    signature = tree.args
-    params = [p.arg for p in signature.args]
-    body = tree.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]  # the docstring
-    if (len(params) != arity or signature.posonlyargs or signature.vararg or signature.kwonlyargs
-            or signature.kwarg or signature.defaults or len(body) != 1
-            or _value_of_name(function, cls.__name__) is not cls):
-        return False
-    call = body[0].value if isinstance(body[0], ast.Return) else None
-    return (isinstance(call, ast.Call) and not call.keywords
-            and isinstance(call.func, ast.Attribute) and call.func.attr == "apply"
-            and isinstance(call.func.value, ast.Name) and call.func.value.id == cls.__name__
-            and [getattr(a, "id", None) for a in call.args] == params)
-
-
-def _value_of_name(function, name):
-    """What ``name`` means in ``function``'s body: a variable it closes over, else a global."""
-    code = function.__code__
-    if name in code.co_freevars:
-        try:
-            return function.__closure__[code.co_freevars.index(name)].cell_contents
-        except ValueError:  # not assigned yet
-            return None
-    return function.__globals__.get(name)
 
 
 def _refit_after_forward_changed(cls):

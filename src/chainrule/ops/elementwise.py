@@ -1,9 +1,7 @@
 """Elementwise operations, each forward beside its backward.
 
 Binary operations broadcast as NumPy does; their backward rules return gradients in the
-broadcast shape and the engine sums them back to each input's shape. A public function
-that only hands its arrays to ``apply`` is declared with ``@Op.public_function``, which
-makes it ``apply`` itself (one Python call less per operation).
+broadcast shape and the engine sums them back to each input's shape.
 """
 
 from __future__ import annotations
@@ -33,7 +31,6 @@ class Add(Function):
         return upstream, upstream
 
 
-@Add.public_function
 def add(a, b):
     return Add.apply(a, b)
 
@@ -52,7 +49,6 @@ class Subtract(Function):
         return upstream, -upstream if ctx.needs_input_grad[1] else None
 
 
-@Subtract.public_function
 def subtract(a, b):
     return Subtract.apply(a, b)
 
@@ -75,7 +71,6 @@ class Multiply(Function):
         return upstream * b if need_a else None, upstream * a if need_b else None
 
 
-@Multiply.public_function
 def multiply(a, b):
     return Multiply.apply(a, b)
 
@@ -96,7 +91,6 @@ class Divide(Function):
         return upstream / b if need_a else None, -upstream * a / (b * b) if need_b else None
 
 
-@Divide.public_function
 def divide(a, b):
     return Divide.apply(a, b)
 
@@ -132,7 +126,6 @@ class Power(Function):
         return ga, gb
 
 
-@Power.public_function
 def power(a, b):
     return Power.apply(a, b)
 
@@ -151,7 +144,6 @@ class Negative(Function):
         return -upstream
 
 
-@Negative.public_function
 def negative(a):
     return Negative.apply(a)
 
@@ -170,7 +162,6 @@ class Exp(Function):
         return upstream * ctx.out  # d/dx e^x = e^x, the forward value itself
 
 
-@Exp.public_function
 def exp(x):
     return Exp.apply(x)
 
@@ -190,7 +181,6 @@ class Log(Function):
         return upstream / a
 
 
-@Log.public_function
 def log(x):
     return Log.apply(x)
 
@@ -212,7 +202,6 @@ class Log1p(Function):
         return upstream / (1 + a)
 
 
-@Log1p.public_function
 def log1p(x):
     return Log1p.apply(x)
 
@@ -233,7 +222,6 @@ class Sqrt(Function):
             return upstream / (2 * ctx.out)
 
 
-@Sqrt.public_function
 def sqrt(x):
     return Sqrt.apply(x)
 
@@ -254,7 +242,6 @@ class Abs(Function):
         return upstream * ctx.sign
 
 
-@Abs.public_function
 def abs(x):
     return Abs.apply(x)
 
@@ -274,7 +261,6 @@ class Tanh(Function):
         return upstream * (1 - out * out)
 
 
-@Tanh.public_function
 def tanh(x):
     return Tanh.apply(x)
 
@@ -300,7 +286,6 @@ class Sigmoid(Function):
         return upstream * out * (1 - out)
 
 
-@Sigmoid.public_function
 def sigmoid(x):
     return Sigmoid.apply(x)
 
@@ -347,7 +332,6 @@ class ReLU(Function):
         return upstream * ctx.mask
 
 
-@ReLU.public_function
 def relu(x):
     return ReLU.apply(x)
 
@@ -374,7 +358,6 @@ class Maximum(Function):
         return upstream * share_a if need_a else None, upstream * (1 - share_a) if need_b else None
 
 
-@Maximum.public_function
 def maximum(a, b):
     """Elementwise max; the gradient goes to the larger input, split in half at ties."""
     return Maximum.apply(a, b)
@@ -396,7 +379,6 @@ class Minimum(Function):
     backward = Maximum.backward
 
 
-@Minimum.public_function
 def minimum(a, b):
     """Elementwise min; the gradient goes to the smaller input, split in half at ties."""
     return Minimum.apply(a, b)

@@ -4,9 +4,6 @@
 ``Tensor`` these methods when ``chainrule.ops`` is imported, so that ``tensor.py``, below
 the operations in the package's layers, needs no import of them. A new operation that
 should also be a method adds a line here.
-
-A public function that only hands its arrays on is its operation's ``apply`` itself
-(``Function.public_function``), so ``x + y`` calls ``Add.apply`` directly.
 """
 
 from __future__ import annotations
