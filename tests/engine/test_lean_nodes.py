@@ -2,7 +2,6 @@
 gradients summed in place only into arrays nobody else holds, and the in-place check
 that looks further only when something was changed since a node was recorded."""
 
-import inspect
 import weakref
 
 import numpy as np
