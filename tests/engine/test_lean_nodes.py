@@ -15,9 +15,21 @@ from chainrule.errors import GraphError
 
 def test_an_operation_whose_forward_saves_nothing_records_a_bare_node():
     x = cr.tensor([1.0, 2.0], requires_grad=True)
-    assert type((x * 2.0)._ctx) is BareContext
-    assert not hasattr((x * 2.0)._ctx, "__dict__")
-    assert type(cr.relu(x)._ctx) is Context  # relu saves its mask
+    node = (x * 2.0)._ctx
+    assert isinstance(node, BareContext) and not isinstance(node, Context)
+    assert not hasattr(node, "__dict__")
+    assert isinstance(cr.relu(x)._ctx, Context)  # relu saves its mask
+
+
+def test_a_node_stores_neither_its_operation_nor_an_output_its_rule_never_reads():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    product, exp = (x * 2.0)._ctx, cr.exp(x)._ctx
+    # the operation is its node class's; only exp's rule reads the output
+    assert product.fn is cr.ops.elementwise.Multiply and "fn" not in type(product).__slots__
+    assert product.out is None and "out" not in type(product).__slots__
+    assert "out" in type(exp).__slots__
+    np.testing.assert_array_equal(exp.out, np.exp(x.data))
+    assert type(product).__basicsize__ < type(exp).__basicsize__
 
 
 def test_an_operation_that_saves_values_gets_a_context_with_room_for_them():
@@ -36,7 +48,7 @@ def test_an_operation_that_saves_values_gets_a_context_with_room_for_them():
     try:
         x = cr.tensor([1.0, 2.0], requires_grad=True)
         y = Scaled.apply(x, factor=3.0)
-        assert type(y._ctx) is Context
+        assert isinstance(y._ctx, Context) and y._ctx.fn is Scaled
         y.sum().backward()
         np.testing.assert_array_equal(x.grad, [3.0, 3.0])
     finally:
@@ -238,3 +250,24 @@ def test_a_backward_that_reaches_a_released_graph_changes_no_leaf_gradient():
     with pytest.raises(GraphError, match="already used by an earlier backward"):
         (shared * 2.0 + w).sum().backward()
     assert x.grad is None and w.grad is None
+
+
+def test_backward_and_autograd_grad_sum_the_gradients_of_a_tensor_in_the_same_order():
+    # float32 addition is not associative: three gradients of very different sizes reach
+    # h, so only the same order of summing gives the same bits
+    rng = np.random.default_rng(0)
+    x = cr.tensor(rng.standard_normal(64).astype(np.float32), requires_grad=True)
+
+    def loss():
+        h = x * 1.5
+        small = (h * 1e-4).sum()
+        big = cr.exp(h * 3.0).sum() * 1e4
+        mid = (h * h).sum()
+        return mid + (small + big) + cr.tanh(h).sum()
+
+    (by_autograd,) = cr.autograd.grad(loss(), [x])
+    loss().backward()
+    np.testing.assert_array_equal(x.grad, by_autograd)
+    order = engine.backward_order([loss()])
+    ticks = [t._ctx.saved_at for t in order if t._ctx is not None]
+    assert ticks == sorted(ticks, reverse=True)  # walked from the end: newest first
