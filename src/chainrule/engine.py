@@ -768,7 +768,7 @@ def backward_order(roots, allow_released=False) -> list:
     nodes a tool walks (``allow_released``) have no tick left: then the topological order
     is used as it is.
     """
-    order = backward_order(roots, allow_released)
+    order = topological_order(roots, allow_released)
     leaves = [t for t in order if t._ctx is None]
     nodes = [t for t in order if t._ctx is not None]
     if any(t._ctx.saved_at is None for t in nodes):
