@@ -681,22 +681,25 @@ def _backward_plain(roots, root_grads, retain_graph):
     push, take, swap = heappush, heappop, heapreplace
     last_change = LAST_IN_PLACE_CHANGE[0]
     grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
-    # The first node that the last rule's gradients reached is held off the heap: it is
-    # usually the next one (in a chain the only one), and then costs no heap operation.
-    reached, reached_at = None, 0
+    # The first node that the last rule's gradients reached is held off the heap, and its
+    # gradient off ``grads``: it is usually the next one (in a chain the only one), and then
+    # costs no heap operation and no dict entry.
+    reached, reached_at, reached_grad = None, 0, None
     try:
         while True:
             if reached is not None:
                 if waiting and waiting[0][0] < reached_at:  # one on the heap is newer
+                    grads[reached] = reached_grad
                     t = swap(waiting, (reached_at, reached))[1]
+                    upstream = grads.pop(t)
                 else:
-                    t = reached
-                reached = None
+                    t, upstream = reached, reached_grad
+                reached = reached_grad = None
             elif waiting:
                 t = take(waiting)[1]
+                upstream = grads.pop(t)
             else:
                 break
-            upstream = grads.pop(t)
             ctx = t._ctx
             if t._extras is not None and t._extras.retains_grad:
                 _store_grad(t, upstream, False, False)
@@ -720,17 +723,27 @@ def _backward_plain(roots, root_grads, retain_graph):
                         d = sum_to_shape(d, value.shape)
                     if d.dtype is not value.dtype and d.dtype != value.dtype:
                         d = d.astype(value.dtype)
+                    if parent is reached:  # another gradient for the held node
+                        previous = reached_grad
+                        # held by reached_grad, ``previous`` and getrefcount's argument only
+                        if (type(previous) is ndarray and previous.base is None
+                                and refcount(previous) == 3 and previous.flags.writeable):
+                            previous += d
+                        else:
+                            reached_grad = previous + d
+                        continue
                     previous = grads.get(parent)
                     if previous is None:  # the first gradient to reach this input
-                        grads[parent] = d
                         node = parent._ctx
                         if node is None:
+                            grads[parent] = d
                             leaves.append(parent)
                         elif node.saved_at is None:
                             raise _released_error(node)
                         elif reached is None:
-                            reached, reached_at = parent, node.saved_at
+                            reached, reached_at, reached_grad = parent, node.saved_at, d
                         else:
+                            grads[parent] = d
                             push(waiting, (node.saved_at, parent))
                     # held by grads, ``previous`` and getrefcount's argument only
                     elif (type(previous) is ndarray and previous.base is None

@@ -271,3 +271,19 @@ def test_backward_and_autograd_grad_sum_the_gradients_of_a_tensor_in_the_same_or
     order = engine.backward_order([loss()])
     ticks = [t._ctx.saved_at for t in order if t._ctx is not None]
     assert ticks == sorted(ticks, reverse=True)  # walked from the end: newest first
+
+
+@pytest.mark.parametrize("make, dy_dh", [
+    # both gradients of one rule reach h, each made for it: the second is summed in place
+    (lambda h: h * h, lambda h: 2 * h),
+    # add sends its upstream array itself to both inputs: never written into
+    (lambda h: h + h, lambda h: 2.0 + 0 * h),
+    # the same, then a third gradient, from the older node of the two
+    (lambda h: (h + h) * h, lambda h: 4 * h),
+])
+def test_a_node_reached_twice_by_one_rule_gets_both_gradients(make, dy_dh):
+    x = cr.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    seed = np.array([1.0, 10.0, 100.0], dtype=np.float32)
+    make(x * 3.0).backward(seed)
+    np.testing.assert_allclose(x.grad, 3.0 * seed * dy_dh(3.0 * x.data), rtol=1e-6)
+    np.testing.assert_array_equal(seed, [1.0, 10.0, 100.0])  # the caller's array is intact
