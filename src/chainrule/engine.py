@@ -4,8 +4,10 @@ Every operation is a ``Function`` with a ``forward`` on NumPy arrays and, beside
 ``backward`` that turns the *upstream* gradient (d loss / d output) into one *downstream*
 gradient per input (d loss / d input), which is the upstream gradient times the node's
 *local* gradient. ``Function.apply`` runs ``forward`` and, when an input requires a
-gradient, records a ``Context``: the node of the graph. ``backward`` orders the nodes
-topologically and walks them from the output back to the leaves.
+gradient, records a node of the graph (``BareContext``), stamped with a tick of one
+clock. ``backward`` walks the nodes from the output back to the leaves, newest first:
+every input of a node is older than it, so that is an order in which a node's gradient is
+complete when its rule runs (a topological order, with no sort).
 
 Backward rules read their inputs from ``ctx.inputs`` and the forward result from
 ``ctx.out`` and compute with operators and the functions of ``ctx.xp``. In an ordinary
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dis
 import functools
 import sys
+from heapq import heappop, heappush, heapreplace
 
 import numpy as np
 
@@ -38,7 +41,7 @@ from .grad_mode import (  # noqa: F401  (the engine's users find grad mode here 
     no_grad,
     set_grad_enabled,
 )
-from .tensor import IN_PLACE_CHANGES, Tensor, _new_tensor
+from .tensor import LAST_IN_PLACE_CHANGE, TICKS, Tensor, _new_tensor
 from .tracing import RECORDING_THREADS, tracing
 
 
@@ -92,18 +95,25 @@ class BareContext:
 
     The attributes are slots and the containers tuples: a graph holds one node per
     operation, often millions, and every per-node dict or list costs memory and is one
-    more object the garbage collector traverses. An operation whose ``forward`` saves
-    values of its own (masks, axes) gets a ``Context``, which adds a ``__dict__`` for
-    them; one whose ``forward`` never touches ``ctx`` (add, multiply, exp) gets this
-    bare node.
+    more object the garbage collector traverses. Each operation records nodes of a class
+    of its own (``Function.node_type``), which names the operation as the class attribute
+    ``fn`` and has an ``out`` slot only when the rule reads it (``saves_output``): what
+    every node of an operation shares is not stored per node. An operation whose
+    ``forward`` saves values of its own (masks, axes) records a ``Context``, which adds a
+    ``__dict__`` for them; one whose ``forward`` never touches ``ctx`` (add, multiply,
+    exp) records a bare node.
 
-    ``saved_at`` is the count of in-place changes when the inputs were saved (see
-    ``backward``), and None once a backward pass has released the node. ``xp`` is
-    ``ARRAY_MATH``: a rule runs on Tensors (``create_graph``) through a ``Context`` made
-    for that call, so no node keeps a slot for it.
+    ``saved_at`` is the node's tick (``tensor.TICKS``): when it saved its inputs, which
+    orders backward and tells which in-place changes came after; None once a backward
+    pass has released the node. ``xp`` is ``ARRAY_MATH``: a rule runs on Tensors
+    (``create_graph``) through a ``Context`` made for that call, so no node keeps a slot
+    for it.
     """
 
-    __slots__ = ("fn", "parents", "inputs", "out", "needs_input_grad", "saved_at")
+    __slots__ = ("parents", "inputs", "needs_input_grad", "saved_at")
+
+    fn = None  # the operation: a class attribute of each operation's node class
+    out = None  # the forward result; a slot of the node classes of saves_output operations
 
     def _array_math(self):
         return ARRAY_MATH
@@ -125,7 +135,7 @@ class BareContext:
         if released:
             self.saved_at = None
         elif getattr(self, "saved_at", None) is None:
-            self.saved_at = IN_PLACE_CHANGES[0]
+            self.saved_at = next(TICKS)
 
     def release(self):
         self.saved_at = None
@@ -140,21 +150,41 @@ class BareContext:
         # a small node keeps its values for drawings and explanations
 
     def _drop_values(self):
-        self.parents = self.inputs = self.out = self.needs_input_grad = None
+        self.parents = self.inputs = self.needs_input_grad = None
+        if self.out is not None:
+            self.out = None
 
 
 class Context(BareContext):
     """A graph node whose operation saves values of its own in ``forward`` (``ctx.mask =
     ...``): a ``BareContext`` with a ``__dict__`` for them. ``xp`` is a class attribute
-    (``ARRAY_MATH``, set by ``chainrule.ops``) that a node may override."""
+    (``ARRAY_MATH``, set by ``chainrule.ops``) that a node may override. Made directly
+    (``Context()``), it is a node of no operation: ``fn`` and ``out`` go into its
+    ``__dict__`` (the compiler's replays and rules run on Tensors use it so)."""
 
     __slots__ = ("__dict__",)
 
     xp = None  # ARRAY_MATH, once chainrule.ops has built it
 
     def _drop_values(self):
-        self.parents = self.inputs = self.out = self.needs_input_grad = None
+        fn = self.__dict__.get("fn")
+        BareContext._drop_values(self)
         self.__dict__.clear()
+        if fn is not None:  # still named by the released-graph error
+            self.fn = fn
+
+
+def _node_type(cls) -> type:
+    """The node class ``cls``'s applications record: bare unless ``forward`` saves values,
+    with ``fn`` as a class attribute and an ``out`` slot only if the rule reads it."""
+    base = BareContext if _saves_nothing(cls.forward) else Context
+    return type(f"{cls.__name__}Node", (base,), {
+        "__slots__": ("out",) if cls.saves_output else (),
+        "__module__": cls.__module__,
+        "__qualname__": f"{cls.__qualname__}.node_type",
+        "__doc__": f"A graph node recorded by {cls.__qualname__}.",
+        "fn": cls,
+    })
 
 
 def _saves_nothing(forward) -> bool:
@@ -170,7 +200,7 @@ def _saves_nothing(forward) -> bool:
 
 # While a large graph is alive, Python's full collections (which would walk every node
 # again and again, finding no cycle) wait; see _collector for why and how.
-COLLECTOR_PACING = _collector.install(BareContext, Context)
+COLLECTOR_PACING = _collector.install()  # counts each operation's node class as it is made
 
 
 class _OperationType(type):
@@ -210,7 +240,8 @@ class Function(metaclass=_OperationType):
 
     name: str
     symbol: str
-    _context_type: type = None  # BareContext or Context, from forward (__init_subclass__)
+    node_type: type = None  # the class of the nodes it records (__init_subclass__)
+    _bare_nodes = True  # whether those have no __dict__ (forward never touches ctx)
     elementwise = False
     saves_output = False
 
@@ -316,7 +347,7 @@ def apply_unhooked(cls, inputs, params):
         arrays = tuple(arrays)
         records = True in needs
     # a forward that never reads ctx is given none; its node is made if it is recorded
-    ctx = _new_context(Context) if cls._context_type is Context else None
+    ctx = None if cls._bare_nodes else _new_context(cls.node_type)
     try:
         if params:
             data = cls.forward(ctx, *arrays, **params)
@@ -335,18 +366,19 @@ def apply_unhooked(cls, inputs, params):
     out.grad = out._extras = None
     if records and (not GRAD_OFF_THREADS or _grad_mode.enabled):
         if ctx is None:
-            ctx = _new_context(BareContext)
+            ctx = _new_context(cls.node_type)
         if n == 2:  # one shared tuple for each case, not one per node
             ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
         elif n == 1:
             ctx.needs_input_grad = _NEEDS_OF_ONE[True]
         else:
             ctx.needs_input_grad = tuple(needs)
-        ctx.fn, ctx.parents, ctx.inputs = cls, inputs, arrays
-        # the in-place changes seen so far: an input changed after it is refused at
-        # backward (PyTorch's version counter)
-        ctx.saved_at = IN_PLACE_CHANGES[0]
-        ctx.out = data if cls.saves_output else None
+        ctx.parents, ctx.inputs = inputs, arrays
+        # the node's tick: it orders backward, and an input changed in place after it is
+        # refused there (PyTorch's version counter)
+        ctx.saved_at = next(TICKS)
+        if cls.saves_output:
+            ctx.out = data
         out.requires_grad, out._ctx = True, ctx
     else:
         out.requires_grad, out._ctx = False, None
@@ -377,7 +409,10 @@ def _fit_to_forward(cls):
     """Give operation ``cls`` what its ``forward`` implies: the node type it records (bare
     unless forward saves values on ctx) and, for a forward of one or two arrays, a lean
     ``apply`` made for it. A class that defines ``apply`` itself keeps it."""
-    cls._context_type = BareContext if _saves_nothing(cls.forward) else Context
+    cls.node_type = _node_type(cls)
+    cls._bare_nodes = not issubclass(cls.node_type, Context)
+    if COLLECTOR_PACING is not None:
+        COLLECTOR_PACING.count(cls.node_type)
     arity, takes_params = _lean_signature(cls.forward)
     inherited = getattr(cls, "apply", None)
     if "apply" in cls.__dict__ and getattr(inherited, "lean_for", None) is not cls:
@@ -407,7 +442,8 @@ def _refit_after_forward_changed(cls):
         if getattr(old, "lean_for", None) is op:
             cells = dict(zip(old.__code__.co_freevars, old.__closure__))
             cells["forward"].cell_contents = op.forward
-            cells["bare"].cell_contents = op._context_type is BareContext
+            cells["bare"].cell_contents = op._bare_nodes
+            cells["node_type"].cell_contents = op.node_type
             if getattr(op.apply, "lean_signature", None) == old.lean_signature:
                 op.apply = staticmethod(old)
         todo.extend(sub for sub in op.__subclasses__() if "forward" not in sub.__dict__)
@@ -428,8 +464,9 @@ def _lean_apply(cls, arity, takes_params):
     mode and the recorder, kept per thread, are read only when some thread has changed
     them (``GRAD_OFF_THREADS``, ``RECORDING_THREADS``; see _thread_settings)."""
     forward = cls.forward
-    bare = cls._context_type is BareContext
+    bare, node_type, saves_output = cls._bare_nodes, cls.node_type, cls.saves_output
     new_tensor, new_context, ndarray = _new_tensor, _new_context, np.ndarray
+    ticks, next_ = TICKS, next
 
     if arity == 1 and not takes_params:
         def apply(a):
@@ -439,7 +476,7 @@ def _lean_apply(cls, arity, takes_params):
                 array, records = a.data, a.requires_grad
             else:
                 array, records = _forward_value(a), False
-            ctx = None if bare else new_context(Context)
+            ctx = None if bare else new_context(node_type)
             try:
                 data = forward(ctx, array)
             except ChainruleError:
@@ -451,11 +488,12 @@ def _lean_apply(cls, arity, takes_params):
             out.grad = out._extras = None
             if records and (not GRAD_OFF_THREADS or _grad_mode.enabled):
                 if ctx is None:
-                    ctx = new_context(BareContext)
+                    ctx = new_context(node_type)
                 ctx.needs_input_grad = _NEEDS_OF_ONE[True]
-                ctx.fn, ctx.parents, ctx.inputs = cls, (a,), (array,)
-                ctx.saved_at = IN_PLACE_CHANGES[0]  # see apply_unhooked
-                ctx.out = data if cls.saves_output else None
+                ctx.parents, ctx.inputs = (a,), (array,)
+                ctx.saved_at = next_(ticks)  # see apply_unhooked
+                if saves_output:
+                    ctx.out = data
                 out.requires_grad, out._ctx = True, ctx
             else:
                 out.requires_grad, out._ctx = False, None
@@ -472,7 +510,7 @@ def _lean_apply(cls, arity, takes_params):
                 x, records = a.data, a.requires_grad
             else:
                 x, records = _forward_value(a), False
-            ctx = None if bare else new_context(Context)
+            ctx = None if bare else new_context(node_type)
             try:
                 data = forward(ctx, x, **params) if params else forward(ctx, x)
             except ChainruleError:
@@ -484,11 +522,12 @@ def _lean_apply(cls, arity, takes_params):
             out.grad = out._extras = None
             if records and (not GRAD_OFF_THREADS or _grad_mode.enabled):
                 if ctx is None:
-                    ctx = new_context(BareContext)
+                    ctx = new_context(node_type)
                 ctx.needs_input_grad = _NEEDS_OF_ONE[True]
-                ctx.fn, ctx.parents, ctx.inputs = cls, (a,), (x,)
-                ctx.saved_at = IN_PLACE_CHANGES[0]  # see apply_unhooked
-                ctx.out = data if cls.saves_output else None
+                ctx.parents, ctx.inputs = (a,), (x,)
+                ctx.saved_at = next_(ticks)  # see apply_unhooked
+                if saves_output:
+                    ctx.out = data
                 out.requires_grad, out._ctx = True, ctx
             else:
                 out.requires_grad, out._ctx = False, None
@@ -509,7 +548,7 @@ def _lean_apply(cls, arity, takes_params):
                 array_b, grad_b = b, False
             else:
                 array_b, grad_b = _forward_value(b), False
-            ctx = None if bare else new_context(Context)
+            ctx = None if bare else new_context(node_type)
             try:
                 data = forward(ctx, array_a, array_b)
             except ChainruleError:
@@ -521,11 +560,12 @@ def _lean_apply(cls, arity, takes_params):
             out.grad = out._extras = None
             if (grad_a or grad_b) and (not GRAD_OFF_THREADS or _grad_mode.enabled):
                 if ctx is None:
-                    ctx = new_context(BareContext)
+                    ctx = new_context(node_type)
                 ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
-                ctx.fn, ctx.parents, ctx.inputs = cls, (a, b), (array_a, array_b)
-                ctx.saved_at = IN_PLACE_CHANGES[0]
-                ctx.out = data if cls.saves_output else None
+                ctx.parents, ctx.inputs = (a, b), (array_a, array_b)
+                ctx.saved_at = next_(ticks)
+                if saves_output:
+                    ctx.out = data
                 out.requires_grad, out._ctx = True, ctx
             else:
                 out.requires_grad, out._ctx = False, None
@@ -548,7 +588,7 @@ def _lean_apply(cls, arity, takes_params):
                 y, grad_b = b, False
             else:
                 y, grad_b = _forward_value(b), False
-            ctx = None if bare else new_context(Context)
+            ctx = None if bare else new_context(node_type)
             try:
                 data = forward(ctx, x, y, **params) if params else forward(ctx, x, y)
             except ChainruleError:
@@ -560,11 +600,12 @@ def _lean_apply(cls, arity, takes_params):
             out.grad = out._extras = None
             if (grad_a or grad_b) and (not GRAD_OFF_THREADS or _grad_mode.enabled):
                 if ctx is None:
-                    ctx = new_context(BareContext)
+                    ctx = new_context(node_type)
                 ctx.needs_input_grad = _NEEDS_OF_TWO[grad_a][grad_b]
-                ctx.fn, ctx.parents, ctx.inputs = cls, (a, b), (x, y)
-                ctx.saved_at = IN_PLACE_CHANGES[0]
-                ctx.out = data if cls.saves_output else None
+                ctx.parents, ctx.inputs = (a, b), (x, y)
+                ctx.saved_at = next_(ticks)
+                if saves_output:
+                    ctx.out = data
                 out.requires_grad, out._ctx = True, ctx
             else:
                 out.requires_grad, out._ctx = False, None
@@ -618,11 +659,7 @@ def topological_order(roots, allow_released=False) -> list:
             emit(t)
             continue
         if ctx.saved_at is None and not (allow_released and ctx.parents is not None):
-            raise GraphError(
-                f"backward: the graph through '{ctx.fn.name}' was already used by an "
-                "earlier backward() and its saved values were released; pass "
-                "retain_graph=True to the first backward() to go through it again"
-            )
+            raise _released_error(ctx)
         push(t)
         push(None)
         for parent, need in zip(ctx.parents, ctx.needs_input_grad):
@@ -651,10 +688,10 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     """
     if tracing.recorder is not None:
         tracing.recorder.on_backward(roots, root_grads, retain_graph, create_graph, capture)
-    order = topological_order(roots, allow_released)
     if capture is None and observer is None and not create_graph:
-        _backward_plain(order, roots, root_grads, retain_graph)
+        _backward_plain(roots, root_grads, retain_graph)
         return None
+    order = backward_order(roots, allow_released)
     # Gradients are keyed by the tensors themselves: they hash by identity, and a dict
     # never calls Tensor.__eq__ for a key with an identical hash, which only the same
     # tensor has. (Keying by id() costs a call per lookup.) An entry goes when its
@@ -692,7 +729,7 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
             # Drop our reference to the node's own output before its rule runs, so that
             # (unless the user holds it) its memory is free while the gradients are made.
             node, t = (t if keep_node else None), None
-            if ctx.saved_at != IN_PLACE_CHANGES[0] and ctx.saved_at is not None:
+            if ctx.saved_at is not None and LAST_IN_PLACE_CHANGE[0] < ctx.saved_at:
                 _check_unchanged(ctx)
             if create_graph:
                 downstream = _call_recorded_backward(ctx, node, upstream)
@@ -733,10 +770,17 @@ def run_backward(roots, root_grads, *, retain_graph=False, create_graph=False, c
     return None
 
 
-def _backward_plain(order, roots, root_grads, retain_graph):
+def _backward_plain(roots, root_grads, retain_graph):
     """``run_backward`` for what ``backward()`` does: gradients as arrays into ``.grad``,
     no capture, no observer, no graph of the backward pass. The same steps as the
-    general loop, with the bookkeeping it pays per edge left out.
+    general loop, with the bookkeeping it pays per node and per edge left out.
+
+    No topological order is made. A node waits on a heap, keyed by its tick, from the
+    moment the first gradient reaches its output; the newest waiting node goes next.
+    Every input of a node is older than it, so when a node is taken, every node that
+    could still send it a gradient is newer and done: its gradient is complete. The
+    leaves' ``.grad`` are written at the end. The order is ``backward_order``'s, which
+    the other passes walk.
 
     Whether a gradient array may be summed into in place is read from its reference
     count instead of being tracked per edge: an array that owns its memory and that
@@ -744,73 +788,151 @@ def _backward_plain(order, roots, root_grads, retain_graph):
     caller) can be written without anyone seeing it.
     """
     grads: dict[Tensor, object] = {}
+    waiting: list[tuple[int, Tensor]] = []  # (tick, tensor): a heap, the newest first
+    leaves: list[Tensor] = []  # the leaves a gradient reached
     for root, g in zip(roots, root_grads):
         if isinstance(g, Tensor):
             g = np.asarray(g.data, dtype=root.dtype)
         if root.requires_grad:
             previous = grads.get(root)
-            grads[root] = g if previous is None else previous + g
-    g = previous = None
-    ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
-    changes = IN_PLACE_CHANGES[0]
-    grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
-    next_tensor = order.pop  # taken off the order: intermediate values go when done
-    try:
-        while order:
-            t = next_tensor()
-            upstream = grads.pop(t, None)
-            if upstream is None:
+            if previous is not None:
+                grads[root] = previous + g
                 continue
-            ctx = t._ctx
-            if ctx is None or (t._extras is not None and t._extras.retains_grad):
-                # ``upstream`` is this pass's own when only this frame refers to it
-                # (here and as getrefcount's argument)
-                if (t.grad is None and type(upstream) is ndarray and upstream.base is None
-                        and refcount(upstream) == 2):
-                    t.grad = upstream
+            grads[root] = g
+            ctx = root._ctx
+            if ctx is None:
+                leaves.append(root)
+            elif ctx.saved_at is None:
+                raise _released_error(ctx)
+            else:
+                heappush(waiting, (ctx.saved_at, root))
+    g = previous = ctx = None
+    ndarray, refcount, keep = np.ndarray, _refcount, KEEP_AFTER_RELEASE
+    push, take, swap = heappush, heappop, heapreplace
+    last_change = LAST_IN_PLACE_CHANGE[0]
+    grad_was_enabled, _grad_mode.enabled = _grad_mode.enabled, False  # rules record nothing
+    # The first node that the last rule's gradients reached is held off the heap, and its
+    # gradient off ``grads``: it is usually the next one (in a chain the only one), and then
+    # costs no heap operation and no dict entry.
+    reached, reached_at, reached_grad = None, 0, None
+    try:
+        while True:
+            if reached is not None:
+                if waiting and waiting[0][0] < reached_at:  # one on the heap is newer
+                    grads[reached] = reached_grad
+                    t = swap(waiting, (reached_at, reached))[1]
+                    upstream = grads.pop(t)
                 else:
-                    _store_grad(t, upstream, False, False)
-                if ctx is None:
-                    continue
+                    t, upstream = reached, reached_grad
+                reached = reached_grad = None
+            elif waiting:
+                t = take(waiting)[1]
+                upstream = grads.pop(t)
+            else:
+                break
+            ctx = t._ctx
+            if t._extras is not None and t._extras.retains_grad:
+                _store_grad(t, upstream, False, False)
             t = None  # the output's memory is free while its rule runs (unless held)
             parents = ctx.parents
-            if ctx.saved_at != changes:
+            if last_change < ctx.saved_at:  # something changed in place after the node
                 _check_unchanged(ctx)
             downstream = ctx.fn.backward(ctx, upstream)
             if type(downstream) is not tuple:
                 downstream = (downstream,)
             upstream = None
-            for parent, need, d in zip(parents, ctx.needs_input_grad, downstream):
+            # whether the node holds a value too big to keep once released (see below)
+            big = (out := ctx.out) is not None and out.size > keep
+            for parent, value, need, d in zip(parents, ctx.inputs, ctx.needs_input_grad,
+                                              downstream):
                 if need and d is not None:
-                    data = parent.data
-                    if d.shape != data.shape:
-                        d = sum_to_shape(d, data.shape)
-                    if d.dtype is not data.dtype and d.dtype != data.dtype:
-                        d = d.astype(data.dtype)
+                    # ``value``, the input's array, is the shape and dtype to send back
+                    if value.size > keep:
+                        big = True
+                    if d.shape != value.shape:
+                        d = sum_to_shape(d, value.shape)
+                    if d.dtype is not value.dtype and d.dtype != value.dtype:
+                        d = d.astype(value.dtype)
+                    if parent is reached:  # another gradient for the held node
+                        previous = reached_grad
+                        # held by reached_grad, ``previous`` and getrefcount's argument only
+                        if (type(previous) is ndarray and previous.base is None
+                                and refcount(previous) == 3 and previous.flags.writeable):
+                            previous += d
+                        else:
+                            reached_grad = previous + d
+                        continue
                     previous = grads.get(parent)
                     if previous is None:  # the first gradient to reach this input
-                        grads[parent] = d
+                        node = parent._ctx
+                        if node is None:
+                            grads[parent] = d
+                            leaves.append(parent)
+                        elif node.saved_at is None:
+                            raise _released_error(node)
+                        elif reached is None:
+                            reached, reached_at, reached_grad = parent, node.saved_at, d
+                        else:
+                            grads[parent] = d
+                            push(waiting, (node.saved_at, parent))
                     # held by grads, ``previous`` and getrefcount's argument only
                     elif (type(previous) is ndarray and previous.base is None
                           and refcount(previous) == 3 and previous.flags.writeable):
                         previous += d
                     else:  # a rule's or another input's array too: never written into
                         grads[parent] = previous + d
+                elif isinstance(value, ndarray) and value.size > keep:
+                    big = True
             # no stale references: to count, nor to keep values alive
-            d = downstream = previous = parent = data = None
-            if not retain_graph:  # ctx.release(), inlined
+            d = downstream = previous = parent = value = out = node = None
+            if not retain_graph:  # ctx.release(), inlined: a small node keeps its values
                 ctx.saved_at = None
-                out = ctx.out
-                if out is not None and out.size > keep:
-                    ctx._drop_values()
-                else:
-                    for value in ctx.inputs:
-                        if isinstance(value, ndarray) and value.size > keep:
-                            ctx._drop_values()
-                            break
-                out = value = None  # nor keep the dropped values alive
+                if big:  # ctx._drop_values(), inlined (a node of an operation keeps its fn)
+                    ctx.parents = ctx.inputs = ctx.needs_input_grad = None
+                    if ctx.out is not None:
+                        ctx.out = None
+                    if isinstance(ctx, Context):
+                        ctx.__dict__.clear()
+        ctx = None
+        for t in leaves:
+            g = grads.pop(t)
+            # ``g`` is this pass's own when only this frame refers to it (here and as
+            # getrefcount's argument)
+            if t.grad is None and type(g) is ndarray and g.base is None and refcount(g) == 2:
+                t.grad = g
+            else:
+                _store_grad(t, g, False, False)
     finally:
         _grad_mode.enabled = grad_was_enabled
+
+
+def backward_order(roots, allow_released=False) -> list:
+    """The tensors ``backward()`` goes through from ``roots``, in reverse: the leaves, then
+    the nodes from the oldest to the newest (by tick). ``_backward_plain`` takes the nodes
+    in this order from its heap; every other pass (``autograd.grad``, ``create_graph``,
+    the tools' observers, the compiler's replays) walks this list from its end, so that
+    all sum the gradients arriving at a tensor in the same order, bit for bit. Released
+    nodes a tool walks (``allow_released``) have no tick left: then the topological order
+    is used as it is.
+    """
+    order = topological_order(roots, allow_released)
+    leaves = [t for t in order if t._ctx is None]
+    nodes = [t for t in order if t._ctx is not None]
+    if any(t._ctx.saved_at is None for t in nodes):
+        return order
+    nodes.sort(key=_tick_of, reverse=True)
+    return leaves + nodes
+
+
+def _tick_of(t):
+    return t._ctx.saved_at
+
+
+def _released_error(ctx) -> GraphError:
+    return GraphError(
+        f"backward: the graph through '{ctx.fn.name}' was already used by an earlier "
+        "backward() and its saved values were released; pass retain_graph=True to the "
+        "first backward() to go through it again")
 
 
 # an interpreter without reference counts never sums in place (0 is never the count)
@@ -821,11 +943,11 @@ def _check_unchanged(ctx):
     """Refuse to backpropagate through values changed in place since the forward pass
     saved them: the gradient would be silently wrong (PyTorch's version counter). Called
     only when some tensor was changed since the node was recorded; each change carries
-    the count at which it was made, so the inputs changed after the node are exactly
-    those whose last change counts higher than ``ctx.saved_at``."""
+    the tick at which it was made, so the inputs changed after the node are exactly
+    those whose last change has a tick below ``ctx.saved_at`` (ticks count down)."""
     for i, parent in enumerate(ctx.parents):
         extras = parent._extras if isinstance(parent, Tensor) else None
-        if extras is not None and extras.changed_at > ctx.saved_at:
+        if extras is not None and extras.changed_at < ctx.saved_at:
             how, label = extras.changed_by[0], parent.name or extras.changed_by[1]
             what = f"'{label}' (shape {parent.shape}," if label else f"of shape {parent.shape} ("
             raise GraphError(
@@ -841,7 +963,7 @@ def _call_recorded_backward(ctx, t, upstream):
     rule gets a Context of its own for the call: the node's values with the Tensors in
     place of their arrays, and ``xp`` recording."""
     rule_ctx = _new_context(Context)
-    if type(ctx) is Context:
+    if isinstance(ctx, Context):
         rule_ctx.__dict__.update(ctx.__dict__)
     rule_ctx.fn, rule_ctx.parents, rule_ctx.saved_at = ctx.fn, ctx.parents, ctx.saved_at
     rule_ctx.needs_input_grad = ctx.needs_input_grad

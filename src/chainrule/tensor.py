@@ -8,6 +8,8 @@ and array methods are given to it by ``chainrule.ops``, ``backward`` by the engi
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .errors import ChainruleError, DTypeError, GraphError, ShapeError
@@ -107,10 +109,8 @@ class Tensor:
         if extras is None:
             extras = self._extras = _Extras()
         extras.version += 1
-        IN_PLACE_CHANGES[0] += 1
-        # the count of changes anywhere at this one: above a graph node's count means
-        # changed after that node saved it
-        extras.changed_at = IN_PLACE_CHANGES[0]
+        # a tick below a graph node's means changed after that node saved it
+        extras.changed_at = LAST_IN_PLACE_CHANGE[0] = next(TICKS)
         extras.changed_by = (how, label)
         return self
 
@@ -279,10 +279,17 @@ class _Extras:
         self.changed_by, self.changed_at = (None, None), 0
 
 
-# How many in-place changes (``mark_changed``) the process has seen. A graph node keeps
-# the count at which it saved its inputs: while it is unchanged, no input can have been
-# written since, and backward() checks nothing more (one int shared by every node).
-IN_PLACE_CHANGES = [0]
+# One clock for the events backward() orders: every graph node recorded and every
+# in-place change (``mark_changed``) takes the next tick. A node's inputs are recorded
+# before it, so walking nodes from the smallest tick up is a valid backward order with no
+# topological sort. The ticks count down (-1, -2, ...) so that the newest node is the
+# smallest, the one a min-heap gives first.
+TICKS = itertools.count(-1, -1)
+
+# The tick of the latest in-place change (0: none yet, later than every tick). A node
+# recorded after it (a smaller tick) saw inputs nothing has written since, and backward()
+# checks nothing more for it.
+LAST_IN_PLACE_CHANGE = [0]
 
 _new_tensor = object.__new__  # a Tensor without the call through type.__call__ and __init__
 

@@ -28,7 +28,7 @@ import threading
 
 import numpy as np
 
-from ..engine import is_grad_enabled, topological_order
+from ..engine import backward_order, is_grad_enabled
 from ..tensor import Tensor
 
 
@@ -140,7 +140,7 @@ class Recorder:
                         "a compiled step supports loss.backward()")
             return
         order = []
-        for t in topological_order(roots):
+        for t in backward_order(roots):
             if t._ctx is None:
                 order.append(("leaf", self.leaf(t)))
                 continue
