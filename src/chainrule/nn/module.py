@@ -221,8 +221,18 @@ class Module:
                     yield (f"{module_name}.{name}" if module_name else name), p
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        """Every parameter, in ``named_parameters()``'s order, each shared one once.
+
+        Called at every step (an L2 term, an optimizer made each epoch), so the list is
+        kept until the structure of any module may have changed (``_structure``): then
+        most calls are a lookup instead of a walk of the modules and their names."""
+        if not recurse:
+            return (p for _, p in self.named_parameters(recurse=False))
+        kept = self.__dict__.get("_parameter_list")
+        if kept is None or kept[0] != _structure[0]:
+            kept = (_structure[0], tuple(p for _, p in self.named_parameters()))
+            self.__dict__["_parameter_list"] = kept
+        return iter(kept[1])
 
     def named_buffers(self, prefix: str = ""):
         for module_name, module in self.named_modules(prefix):
