@@ -53,7 +53,7 @@ _labels: dict[int, tuple] = {}
 
 
 class _Calls(threading.local):
-    depth = 0  # how many Module calls are running in this thread
+    running = False  # whether a Module call is running in this thread (an outermost one)
 
 
 _calls = _Calls()
@@ -165,14 +165,15 @@ class Module:
         if tracing.recorder is not None:  # a compiled step guards the modules it ran
             tracing.recorder.on_module_call(self)
         calls = _calls
-        depth = calls.depth
-        if depth == 0:
-            _remember_labels(self, args)
-        calls.depth = depth + 1
-        try:
+        if calls.running:  # inside another module's call: one read of the thread's flag
             output = self.forward(*args, **kwargs)
-        finally:
-            calls.depth = depth
+        else:
+            _remember_labels(self, args)
+            calls.running = True
+            try:
+                output = self.forward(*args, **kwargs)
+            finally:
+                calls.running = False
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
                 result = hook(self, args, output)
