@@ -20,9 +20,10 @@ benchmark's heap (PyTorch, the other benchmarks) nor a step's luck moves it. The
 step of the same runs is within 2% of the median. (``--quick`` runs 10 steps.)
 
 Fed Python floats instead of the notebook's NumPy numbers (as an earlier version of this
-benchmark did), micrograd is faster than its demo; measured the same way: ~1.2 s a step
-against ~1.3 s. The notebook's own imports (matplotlib, scikit-learn) did not change its
-time measurably (1.26 s with them, 1.31 s without, in two runs at load 2.6-3.4).
+benchmark did, timing micrograd inside its own process, beside PyTorch), micrograd takes
+the same time within noise when timed this way: 1.29 s against 1.25 s in back-to-back
+30-step runs at load 5. The notebook's own imports (matplotlib, scikit-learn) did not
+change its time measurably either (1.26 s with them, 1.31 s without, at load 2.6-3.4).
 ``MICROGRAD_REFERENCE`` is the figure used when micrograd is not installed.
 
 Below its table the benchmark prints the step's phases (forward, loss with accuracy, L2
