@@ -1,6 +1,7 @@
 """Run chainrule's benchmarks and print one table per benchmark (``make bench``).
 
-    python bench/run.py            # everything, about 30 s on 2 cores
+    python bench/run.py            # everything, a few minutes on 2 cores (micrograd's
+                                   # own 100 steps take two of them)
     python bench/run.py --quick    # fewer repeats: a ~15 s smoke test
     python bench/run.py --only mlp # one benchmark (engine, mlp, train, epoch, graph,
                                    # micrograd; or 1-6)

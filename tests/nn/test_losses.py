@@ -55,6 +55,17 @@ def test_cross_entropy_value_and_gradcheck(reduction, seed, n, c):
     assert gradcheck(lambda x: F.cross_entropy(x, target, reduction=reduction), [x])
 
 
+@pytest.mark.parametrize("classes", [1, 2, 3, 4, 5, 9])
+def test_row_max_is_numpys_maximum_bit_for_bit(classes):
+    from chainrule.ops.loss import row_max
+
+    scores = np.random.default_rng(classes).standard_normal((7, classes)).astype(np.float32)
+    scores[2, 0], scores[4, -1], scores[5, :] = np.nan, -0.0, -np.inf
+    expected = np.maximum.reduce(scores, axis=1, keepdims=True)
+    np.testing.assert_array_equal(row_max(scores), expected)  # NaN where NumPy has NaN
+    assert row_max(scores).shape == (7, 1)
+
+
 def test_cross_entropy_gradient_is_probabilities_minus_onehot():
     logits, target = random_problem(3, n=4, c=5)
     x = cr.tensor(logits, requires_grad=True)

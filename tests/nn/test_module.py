@@ -127,6 +127,28 @@ def test_shared_parameter_listed_once():
     assert len(params) == 3 and sum(p is shared.weight for p in params) == 1
 
 
+def test_parameters_follow_every_change_of_the_structure():
+    # parameters() keeps its list between calls: each change must show in the next call
+    def ids(params):
+        return [id(p) for p in params]
+
+    net = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    first = ids(net.parameters())
+    assert first == ids([net[0].weight, net[0].bias]) and ids(net.parameters()) == first
+    net.extra = nn.Linear(3, 1)  # a new submodule
+    assert ids(net.parameters())[2:] == ids([net.extra.weight, net.extra.bias])
+    old = net[0].weight
+    net[0].weight = nn.Parameter(np.zeros((3, 2), dtype=np.float32))  # a replaced one
+    params = ids(net.parameters())
+    assert id(net[0].weight) in params and id(old) not in params
+    assert params == ids(p for _, p in net.named_parameters())
+    net[0].register_parameter("bias", None)  # a removed one
+    assert net[0].bias is None and len(ids(net.parameters())) == 3
+    del net.extra
+    assert ids(net.parameters()) == ids([net[0].weight])
+    assert ids(net[0].parameters(recurse=False)) == ids([net[0].weight])
+
+
 def test_attribute_before_super_init_is_a_clear_error():
     class Forgetful(nn.Module):
         def __init__(self):

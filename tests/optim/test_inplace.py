@@ -53,6 +53,23 @@ def test_operation_matches_its_formula(name, dtype):
     assert result is None or result is target  # in place, or written into out
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_operands_are_the_same_numbers_in_the_parameters_dtype(dtype):
+    values = (0.9, 0.1, -1e-3, 1e-8, 1, 0)
+    operands = inplace.as_operands(np.dtype(dtype), *values)
+    assert operands is inplace.as_operands(np.dtype(dtype), *values)  # kept
+    for value, operand in zip(values[:4], operands):
+        assert operand.shape == () and operand.dtype == dtype and not operand.flags.writeable
+        assert operand == dtype(value)
+    assert operands[4:] == (1, 0)  # numbers: the shortcuts see them
+    # the update computes what it computes with the Python float
+    x = A.astype(dtype)
+    np.testing.assert_array_equal(x * operands[0], x * 0.9)
+    # a population's array hyperparameter is used as it is
+    lr = np.array([[0.1], [0.2]])
+    assert inplace.as_operands(np.dtype(dtype), 0.9, lr)[1] is lr
+
+
 def test_lerp_rounds_as_pytorch_does():
     # weight >= 0.5 computes end - (end - start) * (1 - weight): exactly `end` at weight 1
     start, end = np.array([0.1, 1e16]), np.array([0.3, 1.0])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.elementwise import Multiply, ReLU, Sigmoid, Tanh, stable_sigmoid, zero_row
-from ..ops.linalg import Linear, stored_transposed
+from ..ops.linalg import Linear, batch_ones, stored_transposed
 from ..ops.loss import CrossEntropy
 
 
@@ -94,7 +94,7 @@ class LinearKernel(Generic):
             em.emit(f"np.matmul({upstream}, {w}, out={names[0]})", 1)
             if dests[0] is None:
                 prog.private_grads.add(names[0])
-        if node.needs[1]:  # ops.linalg.weight_grad_into, for the recorded weight's layout
+        if node.needs[1]:  # as Linear.backward, for the recorded weight's layout
             weight = prog.value(node.inputs[1])
             if stored_transposed(weight):
                 names[1] = dests[1] or em.buffer(weight.shape, node.dtype, order="F")
@@ -105,7 +105,9 @@ class LinearKernel(Generic):
                 em.emit(f"np.matmul({upstream}.T, {x}, out={names[1]})", 1)
         if len(node.inputs) > 2 and node.needs[2]:
             names[2] = dests[2] or em.buffer(prog.value(node.inputs[2]).shape, node.dtype)
-            em.emit(f"np.add.reduce({upstream}, axis=0, out={names[2]})", 1)  # = np.sum
+            n = prog.value(node.inputs[0]).shape[0]
+            ones = em.bind(batch_ones(n, node.dtype), "ones")  # Linear.backward's product
+            em.emit(f"np.matmul({ones}, {upstream}, out={names[2]})", 1)
         return names
 
 

@@ -53,7 +53,7 @@ _labels: dict[int, tuple] = {}
 
 
 class _Calls(threading.local):
-    depth = 0  # how many Module calls are running in this thread
+    running = False  # whether a Module call is running in this thread (an outermost one)
 
 
 _calls = _Calls()
@@ -165,14 +165,15 @@ class Module:
         if tracing.recorder is not None:  # a compiled step guards the modules it ran
             tracing.recorder.on_module_call(self)
         calls = _calls
-        depth = calls.depth
-        if depth == 0:
-            _remember_labels(self, args)
-        calls.depth = depth + 1
-        try:
+        if calls.running:  # inside another module's call: one read of the thread's flag
             output = self.forward(*args, **kwargs)
-        finally:
-            calls.depth = depth
+        else:
+            _remember_labels(self, args)
+            calls.running = True
+            try:
+                output = self.forward(*args, **kwargs)
+            finally:
+                calls.running = False
         if self._forward_hooks:
             for hook in list(self._forward_hooks.values()):
                 result = hook(self, args, output)
@@ -221,8 +222,18 @@ class Module:
                     yield (f"{module_name}.{name}" if module_name else name), p
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        """Every parameter, in ``named_parameters()``'s order, each shared one once.
+
+        Called at every step (an L2 term, an optimizer made each epoch), so the list is
+        kept until the structure of any module may have changed (``_structure``): then
+        most calls are a lookup instead of a walk of the modules and their names."""
+        if not recurse:
+            return (p for _, p in self.named_parameters(recurse=False))
+        kept = self.__dict__.get("_parameter_list")
+        if kept is None or kept[0] != _structure[0]:
+            kept = (_structure[0], tuple(p for _, p in self.named_parameters()))
+            self.__dict__["_parameter_list"] = kept
+        return iter(kept[1])
 
     def named_buffers(self, prefix: str = ""):
         for module_name, module in self.named_modules(prefix):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -82,14 +83,14 @@ def stored_transposed(weight) -> bool:
             and not flags.c_contiguous)
 
 
-def weight_grad_into(x, g, out):
-    """dL/dW = g^T x written into ``out`` (out, in); when ``out`` is stored transposed
-    (see ``stored_transposed``), as the row-major product x^T g into ``out.T``."""
-    if stored_transposed(out):
-        np.matmul(x.T, g, out=out.T)
-    else:
-        np.matmul(g.T, x, out=out)
-    return out
+@functools.lru_cache(maxsize=64)
+def batch_ones(length, dtype):
+    """A read-only vector of ``length`` ones (cached): ``batch_ones(N) @ g`` sums g's N
+    rows. As a matrix-vector product (BLAS) that takes a third to a tenth of the time
+    of ``np.add.reduce(g, axis=0)``, which walks a C-ordered g one row at a time."""
+    ones = np.ones(length, dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 class Linear(Function):
@@ -128,19 +129,24 @@ class Linear(Function):
             x = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
         g2 = g if g.ndim == 2 else g.reshape(math.prod(g.shape[:-1]), g.shape[-1])
         gx = (g @ weight) if needs[0] else None
+        if type(g2) is not np.ndarray:  # Tensors: a double backward, recorded
+            gw = g2.T @ x if needs[1] else None
+            gb = g2.sum(axis=0) if len(needs) > 2 and needs[2] else None
+            return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
         gw = None
-        if needs[1] and not isinstance(g2, np.ndarray):  # Tensors: a double backward
-            gw = g2.T @ x
-        elif needs[1]:  # an array of the weight's own layout
+        if needs[1]:  # an array of the weight's own layout (see stored_transposed)
             dtype = g2.dtype if g2.dtype == x.dtype else np.result_type(g2.dtype, x.dtype)
-            gw = np.empty(weight.shape, dtype, order="F" if stored_transposed(weight) else "C")
-            weight_grad_into(x, g2, gw)
-        # the ufunc's reduction: ndarray.sum adds a Python-level wrapper (Tensors: a
-        # double backward, recorded)
-        gb = None
-        if len(needs) > 2 and needs[2]:
-            gb = np.add.reduce(g2, axis=0) if isinstance(g2, np.ndarray) else g2.sum(axis=0)
-        return (gx, gw, gb) if len(needs) > 2 else (gx, gw)
+            if stored_transposed(weight):
+                gw = np.empty(weight.shape, dtype, order="F")
+                np.matmul(x.T, g2, out=gw.T)
+            else:
+                gw = np.empty(weight.shape, dtype)
+                np.matmul(g2.T, x, out=gw)
+        if len(needs) == 2:
+            return gx, gw
+        # the sum over the batch as a matrix-vector product (see batch_ones)
+        gb = batch_ones(g2.shape[0], g2.dtype) @ g2 if needs[2] else None
+        return gx, gw, gb
 
 
 def linear(x, weight, bias=None):

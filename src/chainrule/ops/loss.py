@@ -62,6 +62,22 @@ def _spread(upstream, n, reduction):
     return upstream / (n or 1) if reduction == "mean" else upstream  # n = 0: no rows to weigh
 
 
+def row_max(scores):
+    """The largest score of each row of (N, C) scores, as (N, 1).
+
+    Along a short last axis ``np.maximum.reduce`` spends most of its time setting up a
+    tiny reduction per row: for a few classes, C - 1 passes of ``np.maximum`` over the
+    columns take half the time (2.7 -> 1.4 us at 64 x 3). A maximum is exact, so both
+    give the same numbers (NaN included)."""
+    classes = scores.shape[1]
+    if not 0 < classes <= 4:
+        return np.maximum.reduce(scores, axis=1, keepdims=True)
+    top = scores[:, 0].copy()
+    for j in range(1, classes):
+        np.maximum(top, scores[:, j], out=top)
+    return top[:, None]
+
+
 class CrossEntropy(Function):
     """Softmax cross-entropy L_i = -log softmax(s)_{y_i} on scores s of shape (N, C).
 
@@ -74,7 +90,7 @@ class CrossEntropy(Function):
     def forward(ctx, logits, target=None, reduction="mean"):
         rows = np.arange(logits.shape[0])
         # ufunc reductions: ndarray.max and .sum add a Python-level wrapper each
-        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # exp: no overflow
+        shifted = logits - row_max(logits)  # exp: no overflow
         probs = np.exp(shifted)
         norm = np.add.reduce(probs, axis=1)
         probs /= norm[:, None]

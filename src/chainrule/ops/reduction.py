@@ -73,23 +73,42 @@ class _Reduction(Function):
             return np.full(ctx.shape, upstream.reshape(()), upstream.dtype)
         return ctx.xp.broadcast_to(upstream.reshape(ctx.kept), ctx.shape)
 
+    @staticmethod
+    def spread_whole(ctx, value):
+        """The gradient of a reduction over the whole input (which saved nothing on
+        ``ctx``: see ``Sum.forward``): ``value``, one number, at every element."""
+        shape = ctx.inputs[0].shape
+        if isinstance(value, np.ndarray | np.generic) and math.prod(shape) <= SMALL_BROADCAST:
+            grad = np.empty(shape, value.dtype)  # filling costs less than np.full's wrapper
+            grad[...] = value  # (a value of keepdims=True's shape broadcasts)
+            return grad
+        return ctx.xp.broadcast_to(value.reshape((1,) * len(shape)), shape)
+
 
 class Sum(_Reduction):
     name = "sum"
 
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
+        if axis is None and type(a) is np.ndarray:
+            # the whole array (an L2 term, a loss): nothing to save, the rule reads the
+            # input's shape; np.sum's dispatch costs more than a small sum
+            return np.add.reduce(a, axis=None, keepdims=keepdims)
         axes = cls.prepare(ctx, a, axis)
-        if type(a) is np.ndarray:  # np.sum's dispatch costs more than a small sum
+        if type(a) is np.ndarray:
             return np.add.reduce(a, axis=axes, keepdims=keepdims)
         return np.sum(a, axis=axes, keepdims=keepdims)
 
     @classmethod
     def backward(cls, ctx, upstream):
+        if "kept" not in ctx.__dict__:  # over the whole array
+            return cls.spread_whole(ctx, upstream)
         return cls.spread(ctx, upstream)
 
 
 def sum(x, axis=None, keepdims=False):
+    if axis is None and not keepdims:  # no parameters to pass: the cheaper call
+        return Sum.apply(x)
     return Sum.apply(x, axis=axis, keepdims=keepdims)
 
 
@@ -98,6 +117,11 @@ class Mean(_Reduction):
 
     @classmethod
     def forward(cls, ctx, a, axis=None, keepdims=False):
+        if (axis is None and type(a) is np.ndarray and a.dtype.kind == "f"
+                and a.itemsize >= 4 and a.size):
+            # the whole array, as Sum: what np.mean computes for float32/64 (the sum, then
+            # divided by the count in the sum's dtype), without its Python wrapper
+            return np.add.reduce(a, axis=None, keepdims=keepdims) / a.size
         axes = cls.prepare(ctx, a, axis)
         if ctx.count == 0:  # the mean of nothing is NaN, as in PyTorch, without a warning
             with warnings.catch_warnings(), np.errstate(invalid="ignore"):
@@ -107,11 +131,15 @@ class Mean(_Reduction):
 
     @classmethod
     def backward(cls, ctx, upstream):
+        if "kept" not in ctx.__dict__:  # over the whole array, which is not empty
+            return cls.spread_whole(ctx, upstream / ctx.inputs[0].size)
         # over an empty axis the input, and so its gradient, is empty: no 0 to divide by
         return cls.spread(ctx, upstream / ctx.count if ctx.count else upstream)
 
 
 def mean(x, axis=None, keepdims=False):
+    if axis is None and not keepdims:  # as sum
+        return Mean.apply(x)
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 

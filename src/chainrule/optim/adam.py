@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inplace import add_scaled_, addcdiv_, addcmul_, decayed_grad, decoupled_decay_
+from .inplace import (
+    add_scaled_,
+    addcdiv_,
+    addcmul_,
+    as_operands,
+    decayed_grad,
+    decoupled_decay_,
+)
 from .optimizer import Optimizer, OptimizerError, check_hyperparameter
 
 
@@ -72,25 +79,28 @@ class Adam(Optimizer):
         else:
             grad = decayed_grad(grad, param, weight_decay, scratch)
 
+        # both bias corrections in the two scalars, not in a pass over the array
+        root_correction2 = (1 - beta2**step) ** 0.5
+        step_size = lr * root_correction2 / (1 - beta1**step)
+        beta1, keep1, beta2, keep2, eps_term, descent = as_operands(
+            param.dtype, beta1, 1 - beta1, beta2, 1 - beta2, eps * root_correction2, -step_size)
+
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         # m = beta1 * m + (1 - beta1) * g: scaling m in place reads one array less than
         # PyTorch's m.lerp_(g, 1 - beta1) (equal up to rounding)
         exp_avg *= beta1
-        add_scaled_(exp_avg, grad, 1 - beta1, work)
+        add_scaled_(exp_avg, grad, keep1, work)
         exp_avg_sq *= beta2
-        addcmul_(exp_avg_sq, grad, grad, 1 - beta2, work)  # v = beta2 * v + (1 - beta2) * g**2
+        addcmul_(exp_avg_sq, grad, grad, keep2, work)  # v = beta2 * v + (1 - beta2) * g**2
         second_moment = exp_avg_sq
         if group["amsgrad"]:
             second_moment = state["max_exp_avg_sq"]
             np.maximum(second_moment, exp_avg_sq, out=second_moment)
 
-        # both bias corrections in the two scalars, not in a pass over the array
-        root_correction2 = (1 - beta2**step) ** 0.5
-        step_size = lr * root_correction2 / (1 - beta1**step)
         denom = work  # sqrt(v) + eps * sqrt(1 - beta2**t)
         np.sqrt(second_moment, out=denom)
-        denom += eps * root_correction2
-        addcdiv_(param, exp_avg, denom, -step_size, work=denom)  # p -= step_size * m / denom
+        denom += eps_term
+        addcdiv_(param, exp_avg, denom, descent, work=denom)  # p -= step_size * m / denom
 
 
 class AdamW(Adam):

@@ -18,6 +18,44 @@ from __future__ import annotations
 
 import numpy as np
 
+# (dtype, *values) -> the values as 0-d arrays; a few steps' worth (the step-dependent
+# scalars of every step are new keys)
+_OPERANDS: dict = {}
+_OPERANDS_KEPT = 256
+
+
+def as_operands(dtype, *values):
+    """The scalars of one update as read-only 0-d arrays of the parameter's ``dtype``
+    (cached), or ``values`` unchanged when one is an array (a population's one value per
+    member).
+
+    NumPy converts a Python float operand at every call, which on a small parameter
+    costs as much as the arithmetic (``w *= 0.9``: 0.57 us against 0.28 us with a 0-d
+    float32 array). The result is the same number: a Python float is cast to the
+    array's dtype either way. (A NumPy float64 hyperparameter, which would make a
+    float32 update compute in float64, computes in the parameter's dtype too, as
+    PyTorch does.) 0 and 1 stay numbers, so that the shortcuts that skip a pass
+    (``_is``) still see them.
+    """
+    key = (dtype, *values)
+    try:
+        found = _OPERANDS.get(key)
+    except TypeError:  # an array hyperparameter: not hashable, used as it is
+        return values
+    if found is None:
+        if len(_OPERANDS) >= _OPERANDS_KEPT:
+            _OPERANDS.clear()
+        found = []
+        for value in values:
+            if value == 0 or value == 1:
+                found.append(value)
+                continue
+            operand = np.array(value, dtype)
+            operand.flags.writeable = False
+            found.append(operand)
+        found = _OPERANDS[key] = tuple(found)
+    return found
+
 
 def _is(value, number) -> bool:
     """Whether a scalar hyperparameter is ``number`` (a shortcut's condition). A learning

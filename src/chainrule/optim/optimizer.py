@@ -45,14 +45,15 @@ class Scratch(dict):
     ``scratch["work"]`` is made (uninitialised, the parameter's shape, dtype and memory
     order: "C" row-major, "F" column-major, as ``Linear.weight``) the first time it is
     asked for and the same array is returned at every later step, so a step allocates
-    nothing. The lookup of an existing array is a plain dict lookup.
+    nothing. The lookup of an existing array is a plain dict lookup. ``array`` is the
+    parameter array it was last checked against (``Optimizer._work``).
     """
 
-    __slots__ = ("shape", "dtype", "order")
+    __slots__ = ("shape", "dtype", "order", "array")
 
     def __init__(self, shape, dtype, order="C"):
         super().__init__()
-        self.shape, self.dtype, self.order = shape, dtype, order
+        self.shape, self.dtype, self.order, self.array = shape, dtype, order, None
 
     def __missing__(self, name):
         array = self[name] = np.empty(self.shape, dtype=self.dtype, order=self.order)
@@ -186,6 +187,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         how = f"{type(self).__name__}.step()"
+        state, update, scratches = self.state, self._update, self._scratch
         for group in self.param_groups:
             for p in group["params"]:
                 grad = p.grad
@@ -197,7 +199,10 @@ class Optimizer:
                 if grad.shape != data.shape:
                     raise ShapeError(f"{type(self).__name__}.step: a parameter of shape "
                                      f"{p.shape} has a gradient of shape {grad.shape}")
-                self._update(data, grad, self.state[p], group, self._work(p))
+                scratch = scratches.get(p)
+                if scratch is None or scratch.array is not data or scratch.shape != data.shape:
+                    scratch = self._work(p)
+                update(data, grad, state[p], group, scratch)
                 p.mark_changed(how)
         return loss
 
@@ -205,12 +210,17 @@ class Optimizer:
         raise NotImplementedError
 
     def _work(self, p):
-        """The parameter's ``Scratch``, reused across steps (remade if p changed shape)."""
+        """The parameter's ``Scratch``, reused across steps (remade if p changed shape,
+        dtype or memory order). Checked again only when ``p.data`` is another array
+        than at the last check: an array's dtype and memory order never change."""
         scratch, data = self._scratch.get(p), p.data
+        if scratch is not None and scratch.array is data and scratch.shape == data.shape:
+            return scratch
         order = memory_order(data)
         if (scratch is None or scratch.shape != data.shape or scratch.dtype != data.dtype
                 or scratch.order != order):
             scratch = self._scratch[p] = Scratch(p.shape, p.dtype, order)
+        scratch.array = data
         return scratch
 
     # ----- saving and loading -----------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .inplace import add_scaled, add_scaled_, decayed_grad
+from .inplace import add_scaled, add_scaled_, as_operands, decayed_grad
 from .optimizer import Optimizer, OptimizerError, check_hyperparameter
 
 
@@ -51,14 +51,17 @@ class SGD(Optimizer):
         work = scratch["work"]
         grad = decayed_grad(grad, param, group["weight_decay"], scratch)
         if momentum != 0:
+            momentum, keep, descent = as_operands(param.dtype, momentum, 1 - dampening, -lr)
             buffer = state.get("momentum_buffer")
             if buffer is None:  # the first step: the buffer starts as the gradient
                 buffer = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
             else:
                 buffer *= momentum
-                add_scaled_(buffer, grad, 1 - dampening, work)
+                add_scaled_(buffer, grad, keep, work)
             if group["nesterov"]:  # look ahead: the gradient plus the momentum it will get
                 grad = add_scaled(grad, buffer, momentum, out=work)
             else:
                 grad = buffer
-        add_scaled_(param, grad, -lr, work)
+        else:
+            (descent,) = as_operands(param.dtype, -lr)
+        add_scaled_(param, grad, descent, work)
