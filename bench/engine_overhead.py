@@ -160,6 +160,10 @@ def run(quick=False) -> Table:
             f"<= {TARGET_US:g} us/node" if grad else "-",
             cr_us <= TARGET_US if grad else None,
         )
+    if table.misses:  # the "where missed, the profile that says where the rest goes"
+        import profile_engine  # it imports this module: imported here, not at the top
+
+        table.notes += profile_engine.explain(profile_engine.profile(10 if quick else 40))
     compiled = compiled_chain(x, w)
     compiled()  # the recording: the check below sees a replay
     check({"compiled": compiled, "numpy": steps["numpy"]})
