@@ -125,13 +125,13 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
               "config": {**space.config(values).to_dict(), "out": None},
               "checkpoint_every": checkpoint_every}
              for i, values in enumerate(draws)]
-    _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
     outcomes = {t["index"]: o for t in tasks if (o := finished_outcome(t["dir"])) is not None}
     where = None  # no cluster is started when every trial has finished
     pending = [t for t in tasks if t["index"] not in outcomes]
     phases, finished = {}, None  # seconds of each stage; the end, when made on the cluster
     if pending and not scheduler:
         start_worker_server()  # a head start: it imports while this process goes on
+    _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
     drawing = _DrawingPreparation()
     try:
         if pending:
