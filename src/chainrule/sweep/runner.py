@@ -125,29 +125,33 @@ def sweep(options: dict | None = None, *, trials: int | None = None, search: str
               "config": {**space.config(values).to_dict(), "out": None},
               "checkpoint_every": checkpoint_every}
              for i, values in enumerate(draws)]
-    _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
     outcomes = {t["index"]: o for t in tasks if (o := finished_outcome(t["dir"])) is not None}
     where = None  # no cluster is started when every trial has finished
     pending = [t for t in tasks if t["index"] not in outcomes]
     phases, finished = {}, None  # seconds of each stage; the end, when made on the cluster
     if pending and not scheduler:
         start_worker_server()  # a head start: it imports while this process goes on
+    _write_summary(out, {"plan": plan, "trials": len(tasks), "status": "running"})
+    drawing = _DrawingPreparation()
     try:
         if pending:
             clock = time.perf_counter()
-            with dask_client(scheduler, workers) as cluster:
+            with dask_client(scheduler, workers, starting=drawing.start) as cluster:
                 where = cluster.where
                 clock = _lap(phases, "cluster_start", clock)
                 _run_on_dask(cluster, pending, outcomes, population, len(tasks), progress,
                              log)
                 clock = _lap(phases, "trials", clock)
-                finished = _finish_on_cluster(cluster, out, space, tasks, outcomes, phases)
+                finished = _finish_on_cluster(cluster, out, space, tasks, outcomes, phases,
+                                              drawing)
                 _lap(phases, "results", clock)
     except KeyboardInterrupt:  # what finished so far, on disk before the sweep stops
         _write_results(out, results_rows(tasks, outcomes, space), space)
         _write_summary(out, {"plan": plan, "trials": len(tasks), "finished": len(outcomes),
                              "status": "stopped"})
         raise
+    finally:
+        drawing.wait()  # an import is not left half done when the sweep stops
     rows = results_rows(tasks, outcomes, space)
     if finished is None:  # nothing ran: the table and picture of the trials on disk
         _write_results(out, rows, space)
@@ -168,7 +172,7 @@ def _best_outcome(outcomes):
     return max(ok, key=lambda o: (o["val_accuracy"], -o["index"])) if ok else None
 
 
-def _finish_on_cluster(cluster, out, space, tasks, outcomes, phases):
+def _finish_on_cluster(cluster, out, space, tasks, outcomes, phases, drawing):
     """The sweep's end, which no more workers make shorter, overlapped: the best trial's
     one test evaluation runs on a worker (which has the data set loaded) and the cluster
     stops in the background as soon as it is done, while this process writes results.csv,
@@ -179,6 +183,7 @@ def _finish_on_cluster(cluster, out, space, tasks, outcomes, phases):
     stopped = cluster.stop_after(evaluation, phases)
     rows = results_rows(tasks, outcomes, space)
     _write_results(out, rows, space)
+    drawing.wait()
     picture = _draw(out, rows, space, None if best is None else best["index"])
     if best is not None:
         _copy_best(Path(tasks[best["index"]]["dir"]), out / BEST)
@@ -240,15 +245,18 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def dask_client(scheduler=None, workers=None):
+def dask_client(scheduler=None, workers=None, starting=None):
     """A ``Cluster`` (its Dask client, and a phrase saying where it runs): an embedded
     LocalCluster (started and stopped here) or the cluster whose scheduler is at
-    ``scheduler``."""
+    ``scheduler``. ``starting``: called once Dask is imported, as the cluster starts (to
+    begin work that overlaps the wait for its workers)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise ChainruleError('chainrule sweep runs on Dask; install it with: '
                              'pip install "chainrule[sweep]"') from None
+    if starting is not None:
+        starting()
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
@@ -273,7 +281,8 @@ def dask_client(scheduler=None, workers=None):
 
     count = workers or os.cpu_count() or 1
     # the start method is read again whenever a worker process is restarted
-    with (dask.config.set({"distributed.worker.multiprocessing-method": start_worker_server()}),
+    with (dask.config.set({"distributed.worker.multiprocessing-method": start_worker_server(),
+                           **QUIETER_CLUSTER}),
           _quiet_dask_logs()):
         try:
             with _workers_ignore_ctrl_c():
@@ -308,6 +317,16 @@ def _quiet_dask_logs():
     finally:
         logger.setLevel(level)
 
+
+# Dask's housekeeping timers, made less frequent for the embedded cluster. Its scheduler
+# and nannies share this process, whose CPU time during the trials is taken from the
+# workers when they are as many as the cores: idle, it is 4 ms per second instead of 15.
+# The nannies still check their worker's memory once a second; the event loop's blocking
+# is looked for every second instead of every 20 ms; the system monitor only feeds the
+# dashboard, which the embedded cluster does not serve.
+QUIETER_CLUSTER = {"distributed.admin.tick.interval": "1s",
+                   "distributed.worker.memory.monitor-interval": "1s",
+                   "distributed.admin.system-monitor.interval": "2s"}
 
 # What a worker process imports before its first task: Dask, and the code of the trials.
 WORKER_IMPORTS = ["distributed", "chainrule.sweep"]
@@ -398,17 +417,8 @@ def _run_on_dask(cluster, pending, outcomes, population, total, progress, log):
     bar = _progress_bar(progress, total, len(outcomes))
     best = max((o.get("val_accuracy") or 0.0 for o in outcomes.values()
                 if o["status"] == "ok"), default=None)
-    # drawing sweep.png needs matplotlib, a few tenths of a second to import: done on a
-    # core no worker needs, at once if there is one, else when the last tasks leave one
-    drawing = None
-    if (os.cpu_count() or 1) > cluster.workers:
-        drawing = _start_thread(_import_drawing, "import matplotlib")
-    unfinished = len(futures)
     try:
         for future in as_completed(futures):
-            unfinished -= 1
-            if drawing is None and unfinished < cluster.workers:  # a worker is idle now
-                drawing = _start_thread(_import_drawing, "import matplotlib")
             group = futures[future]
             try:
                 results = future.result()
@@ -432,8 +442,6 @@ def _run_on_dask(cluster, pending, outcomes, population, total, progress, log):
     finally:
         if bar is not None:
             bar.close()
-        if drawing is not None:  # an import is not left half done when the sweep stops
-            drawing.join()
 
 
 def _expected_cost(group) -> int:
@@ -575,13 +583,31 @@ def _start_thread(target, name) -> threading.Thread:
     return thread
 
 
-def _import_drawing():
-    import importlib.util
+class _DrawingPreparation:
+    """sweep.png's fixed costs (importing matplotlib, a first drawing: about 0.3 s of CPU),
+    paid in a thread while the cluster starts: this process mostly waits for the workers
+    then, and once the trials run every core is theirs. ``start()`` begins (once; nothing
+    without matplotlib), ``wait()`` waits for the end (at once if never started)."""
 
-    if importlib.util.find_spec("matplotlib") is not None:
-        from .plot import import_matplotlib
+    def __init__(self):
+        self._thread = None
 
-        import_matplotlib()
+    def start(self):
+        import importlib.util
+
+        if self._thread is None and importlib.util.find_spec("matplotlib") is not None:
+            self._thread = _start_thread(self._prepare, "prepare sweep.png")
+
+    @staticmethod
+    def _prepare():
+        from .plot import prepare_drawing
+
+        with contextlib.suppress(Exception):  # drawing sweep.png reports any error itself
+            prepare_drawing()
+
+    def wait(self):
+        if self._thread is not None:
+            self._thread.join()
 
 
 __all__ = ["sweep", "plan_trials", "dask_client", "KINDS"]
