@@ -286,8 +286,12 @@ def dask_client(scheduler=None, workers=None, starting=None):
           _quiet_dask_logs()):
         try:
             with _workers_ignore_ctrl_c():
+                # No dashboard; the scheduler's HTTP endpoints still run, and would take
+                # Dask's dashboard port 8787 (warning when a notebook's cluster holds it):
+                # any free port on the loopback instead.
                 local = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                                      host="127.0.0.1", dashboard_address=None,
+                                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                      silence_logs=logging.CRITICAL, env=ONE_THREAD_ENV)
         except RuntimeError as e:  # most often: a script without a __main__ guard
             raise ChainruleError(
