@@ -137,6 +137,17 @@ class BareContext:
         elif getattr(self, "saved_at", None) is None:
             self.saved_at = next(TICKS)
 
+    def __setstate__(self, state):
+        """A node copied (``copy.deepcopy``) or unpickled takes a new tick: its own would tie
+        with the original node's, or come from another process's clock, and backward takes
+        nodes in the order of their ticks. Its inputs are restored before it (they are in
+        its state), so it is still newer than theirs."""
+        values, slots = state if isinstance(state, tuple) else (state, None)
+        for name, value in {**(values or {}), **(slots or {})}.items():
+            setattr(self, name, value)
+        if getattr(self, "saved_at", None) is not None:
+            self.saved_at = next(TICKS)
+
     def release(self):
         self.saved_at = None
         out = self.out
