@@ -960,9 +960,9 @@ def _check_unchanged(ctx):
         extras = parent._extras if isinstance(parent, Tensor) else None
         if extras is not None and extras.changed_at < ctx.saved_at:
             how, label = extras.changed_by[0], parent.name or extras.changed_by[1]
-            what = f"'{label}' (shape {parent.shape}," if label else f"of shape {parent.shape} ("
+            what = f"'{label}' (shape {parent.shape}, " if label else f"of shape {parent.shape} ("
             raise GraphError(
-                f"backward: the tensor {what} input {i + 1} of '{ctx.fn.name}') was changed "
+                f"backward: the tensor {what}input {i + 1} of '{ctx.fn.name}') was changed "
                 f"in place{f' by {how}' if how else ''} after the forward pass used it, so its "
                 "saved values are gone; run the forward pass again after changing it (e.g. "
                 "call load_state_dict or optimizer.step() before the forward, not between "
