@@ -185,10 +185,10 @@ class Context(BareContext):
             self.fn = fn
 
 
-def _node_type(cls) -> type:
-    """The node class ``cls``'s applications record: bare unless ``forward`` saves values,
-    with ``fn`` as a class attribute and an ``out`` slot only if the rule reads it."""
-    base = BareContext if _saves_nothing(cls.forward) else Context
+def _node_type(cls, base) -> type:
+    """The node class ``cls``'s applications record: a ``base`` (``BareContext``, or
+    ``Context`` when ``forward`` saves values), with ``fn`` as a class attribute and an
+    ``out`` slot only if the rule reads it."""
     return type(f"{cls.__name__}Node", (base,), {
         "__slots__": ("out",) if cls.saves_output else (),
         "__module__": cls.__module__,
@@ -259,6 +259,8 @@ class Function(metaclass=_OperationType):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _fit_to_forward(cls)
+        if COLLECTOR_PACING is not None:  # once its apply holds the class too
+            COLLECTOR_PACING.count(cls.node_type)
         if cls.__name__.startswith("_"):
             return
         name = cls.__dict__.get("name")
@@ -420,10 +422,11 @@ def _fit_to_forward(cls):
     """Give operation ``cls`` what its ``forward`` implies: the node type it records (bare
     unless forward saves values on ctx) and, for a forward of one or two arrays, a lean
     ``apply`` made for it. A class that defines ``apply`` itself keeps it."""
-    cls.node_type = _node_type(cls)
-    cls._bare_nodes = not issubclass(cls.node_type, Context)
-    if COLLECTOR_PACING is not None:
-        COLLECTOR_PACING.count(cls.node_type)
+    base = BareContext if _saves_nothing(cls.forward) else Context
+    kept = cls.__dict__.get("node_type")
+    if kept is None or kept.__base__ is not base:  # a refit keeps a node class that fits
+        cls.node_type = _node_type(cls, base)
+    cls._bare_nodes = base is BareContext
     arity, takes_params = _lean_signature(cls.forward)
     inherited = getattr(cls, "apply", None)
     if "apply" in cls.__dict__ and getattr(inherited, "lean_for", None) is not cls:
@@ -448,7 +451,8 @@ def _refit_after_forward_changed(cls):
     todo = [cls]
     while todo:
         op = todo.pop()
-        old = getattr(op, "apply", None)
+        old, old_type = getattr(op, "apply", None), op.__dict__.get("node_type")
+        old_type_refs = sys.getrefcount(old_type)
         _fit_to_forward(op)
         if getattr(old, "lean_for", None) is op:
             cells = dict(zip(old.__code__.co_freevars, old.__closure__))
@@ -457,6 +461,9 @@ def _refit_after_forward_changed(cls):
             cells["node_type"].cell_contents = op.node_type
             if getattr(op.apply, "lean_signature", None) == old.lean_signature:
                 op.apply = staticmethod(old)
+        if op.node_type is not old_type and COLLECTOR_PACING is not None:
+            COLLECTOR_PACING.forget(old_type, old_type_refs)
+            COLLECTOR_PACING.count(op.node_type)
         todo.extend(sub for sub in op.__subclasses__() if "forward" not in sub.__dict__)
 
 
