@@ -55,6 +55,12 @@ class CollectorPacing:
         # less this call's own reference to it, which live_nodes() does not see
         self.baseline += sys.getrefcount(node_type) - 1
 
+    def forget(self, node_type: type, refs_before: int) -> None:
+        """``node_type`` was given up by its operation (whose forward was replaced) since
+        it had ``refs_before`` references: take the references it lost, none of them a
+        node, out of the baseline. Its nodes still alive still count."""
+        self.baseline -= refs_before - (sys.getrefcount(node_type) - 1)  # less this call's
+
     def live_nodes(self) -> int:
         return sum(map(sys.getrefcount, self.node_types)) - self.baseline
 

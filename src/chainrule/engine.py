@@ -137,6 +137,17 @@ class BareContext:
         elif getattr(self, "saved_at", None) is None:
             self.saved_at = next(TICKS)
 
+    def __setstate__(self, state):
+        """A node copied (``copy.deepcopy``) or unpickled takes a new tick: its own would tie
+        with the original node's, or come from another process's clock, and backward takes
+        nodes in the order of their ticks. Its inputs are restored before it (they are in
+        its state), so it is still newer than theirs."""
+        values, slots = state if isinstance(state, tuple) else (state, None)
+        for name, value in {**(values or {}), **(slots or {})}.items():
+            setattr(self, name, value)
+        if getattr(self, "saved_at", None) is not None:
+            self.saved_at = next(TICKS)
+
     def release(self):
         self.saved_at = None
         out = self.out
@@ -174,10 +185,10 @@ class Context(BareContext):
             self.fn = fn
 
 
-def _node_type(cls) -> type:
-    """The node class ``cls``'s applications record: bare unless ``forward`` saves values,
-    with ``fn`` as a class attribute and an ``out`` slot only if the rule reads it."""
-    base = BareContext if _saves_nothing(cls.forward) else Context
+def _node_type(cls, base) -> type:
+    """The node class ``cls``'s applications record: a ``base`` (``BareContext``, or
+    ``Context`` when ``forward`` saves values), with ``fn`` as a class attribute and an
+    ``out`` slot only if the rule reads it."""
     return type(f"{cls.__name__}Node", (base,), {
         "__slots__": ("out",) if cls.saves_output else (),
         "__module__": cls.__module__,
@@ -248,6 +259,8 @@ class Function(metaclass=_OperationType):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         _fit_to_forward(cls)
+        if COLLECTOR_PACING is not None:  # once its apply holds the class too
+            COLLECTOR_PACING.count(cls.node_type)
         if cls.__name__.startswith("_"):
             return
         name = cls.__dict__.get("name")
@@ -409,10 +422,11 @@ def _fit_to_forward(cls):
     """Give operation ``cls`` what its ``forward`` implies: the node type it records (bare
     unless forward saves values on ctx) and, for a forward of one or two arrays, a lean
     ``apply`` made for it. A class that defines ``apply`` itself keeps it."""
-    cls.node_type = _node_type(cls)
-    cls._bare_nodes = not issubclass(cls.node_type, Context)
-    if COLLECTOR_PACING is not None:
-        COLLECTOR_PACING.count(cls.node_type)
+    base = BareContext if _saves_nothing(cls.forward) else Context
+    kept = cls.__dict__.get("node_type")
+    if kept is None or kept.__base__ is not base:  # a refit keeps a node class that fits
+        cls.node_type = _node_type(cls, base)
+    cls._bare_nodes = base is BareContext
     arity, takes_params = _lean_signature(cls.forward)
     inherited = getattr(cls, "apply", None)
     if "apply" in cls.__dict__ and getattr(inherited, "lean_for", None) is not cls:
@@ -437,7 +451,8 @@ def _refit_after_forward_changed(cls):
     todo = [cls]
     while todo:
         op = todo.pop()
-        old = getattr(op, "apply", None)
+        old, old_type = getattr(op, "apply", None), op.__dict__.get("node_type")
+        old_type_refs = sys.getrefcount(old_type)
         _fit_to_forward(op)
         if getattr(old, "lean_for", None) is op:
             cells = dict(zip(old.__code__.co_freevars, old.__closure__))
@@ -446,6 +461,9 @@ def _refit_after_forward_changed(cls):
             cells["node_type"].cell_contents = op.node_type
             if getattr(op.apply, "lean_signature", None) == old.lean_signature:
                 op.apply = staticmethod(old)
+        if op.node_type is not old_type and COLLECTOR_PACING is not None:
+            COLLECTOR_PACING.forget(old_type, old_type_refs)
+            COLLECTOR_PACING.count(op.node_type)
         todo.extend(sub for sub in op.__subclasses__() if "forward" not in sub.__dict__)
 
 
@@ -949,9 +967,9 @@ def _check_unchanged(ctx):
         extras = parent._extras if isinstance(parent, Tensor) else None
         if extras is not None and extras.changed_at < ctx.saved_at:
             how, label = extras.changed_by[0], parent.name or extras.changed_by[1]
-            what = f"'{label}' (shape {parent.shape}," if label else f"of shape {parent.shape} ("
+            what = f"'{label}' (shape {parent.shape}, " if label else f"of shape {parent.shape} ("
             raise GraphError(
-                f"backward: the tensor {what} input {i + 1} of '{ctx.fn.name}') was changed "
+                f"backward: the tensor {what}input {i + 1} of '{ctx.fn.name}') was changed "
                 f"in place{f' by {how}' if how else ''} after the forward pass used it, so its "
                 "saved values are gone; run the forward pass again after changing it (e.g. "
                 "call load_state_dict or optimizer.step() before the forward, not between "

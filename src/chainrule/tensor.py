@@ -278,6 +278,15 @@ class _Extras:
         self.name, self.retains_grad, self.version = None, False, 0
         self.changed_by, self.changed_at = (None, None), 0
 
+    def __setstate__(self, state):
+        """Copied or unpickled, a change keeps its place before the nodes restored with it
+        (``BareContext.__setstate__``) on this process's clock, not the clock it came
+        from."""
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        if self.changed_at != 0:
+            self.changed_at = LAST_IN_PLACE_CHANGE[0] = next(TICKS)
+
 
 # One clock for the events backward() orders: every graph node recorded and every
 # in-place change (``mark_changed``) takes the next tick. A node's inputs are recorded

@@ -88,3 +88,41 @@ def test_gc_collect_still_frees_cycles_while_deferred(monkeypatch, user_threshol
     del x, h
     gc.collect(0)
     assert gc.get_threshold() == user_thresholds
+
+
+def test_no_live_nodes_are_counted_right_after_import():
+    import subprocess
+    import sys
+
+    code = ("import gc, chainrule\n"
+            "gc.collect()\n"
+            "print(chainrule.engine.COLLECTOR_PACING.live_nodes())\n")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout
+    assert shown.strip() == "0"
+
+
+def test_the_count_stays_exact_while_a_forward_is_replaced():
+    import numpy as np
+
+    from chainrule.ops.elementwise import Exp
+
+    def saving_forward(ctx, a):  # saves on ctx: its nodes are of another kind
+        ctx.note = "saved"
+        return np.exp(a)
+
+    original = Exp.__dict__["forward"]
+    before = pacing.live_nodes()
+    x = cr.tensor(np.ones(2), requires_grad=True)
+    y = cr.exp(x)  # a node of the original forward, alive throughout
+    try:
+        for forward in (saving_forward, original, saving_forward, original):
+            Exp.forward = staticmethod(forward) if forward is saving_forward else forward
+            z = cr.exp(x)
+            assert pacing.live_nodes() - before == 2
+            del z
+            assert pacing.live_nodes() - before == 1
+    finally:
+        Exp.forward = original
+    del x, y
+    assert pacing.live_nodes() == before

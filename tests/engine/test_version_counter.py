@@ -62,3 +62,13 @@ def test_replacing_data_is_not_an_in_place_change():
         w -= 1.0
     y.backward()
     np.testing.assert_array_equal(w.grad, [2.0, 4.0])
+
+
+def test_an_unnamed_tensor_changed_in_place_is_described_plainly():
+    w = cr.tensor([1.0, 2.0], requires_grad=True)
+    y = (w * 3.0).sum()
+    w.mark_changed()
+    with pytest.raises(GraphError) as error:
+        y.backward()
+    assert "the tensor of shape (2,) (input 1 of 'multiply') was changed in place" in str(
+        error.value)
