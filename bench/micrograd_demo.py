@@ -52,9 +52,9 @@ TARGET = 10_000  # times micrograd's speed
 NOTEBOOK = Path(__file__).resolve().parent / "micrograd_notebook.py"
 # micrograd 0.1.0 (PyPI), Python 3.11.7, on the 2-core machine `make bench` prints in its
 # header, 2026-12-02: the median step, in CPU time, of the notebook's run of 100 steps in
-# a fresh process (``micrograd_notebook.py``): 1.26 s and 1.31 s at load average 2.6 and
-# 3.4 (not an idle machine: at load 7 a run gave 1.34 s).
-MICROGRAD_REFERENCE = 1.28
+# a fresh process (``micrograd_notebook.py``): 1.12 s and 1.16 s in two `make bench` runs
+# on the idle machine (load about 1); 1.26-1.34 s at load 2.6-7.
+MICROGRAD_REFERENCE = 1.14
 
 
 PHASES = ("forward", "loss + accuracy", "L2 term", "zero_grad + backward", "update")
