@@ -905,12 +905,8 @@ def _backward_plain(roots, root_grads, retain_graph):
             d = downstream = previous = parent = value = out = node = None
             if not retain_graph:  # ctx.release(), inlined: a small node keeps its values
                 ctx.saved_at = None
-                if big:  # ctx._drop_values(), inlined (a node of an operation keeps its fn)
-                    ctx.parents = ctx.inputs = ctx.needs_input_grad = None
-                    if ctx.out is not None:
-                        ctx.out = None
-                    if isinstance(ctx, Context):
-                        ctx.__dict__.clear()
+                if big:
+                    ctx._drop_values()
         ctx = None
         for t in leaves:
             g = grads.pop(t)
