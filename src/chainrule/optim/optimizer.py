@@ -187,7 +187,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         how = f"{type(self).__name__}.step()"
-        state, update, scratches = self.state, self._update, self._scratch
+        state, update = self.state, self._update
         for group in self.param_groups:
             for p in group["params"]:
                 grad = p.grad
@@ -199,10 +199,7 @@ class Optimizer:
                 if grad.shape != data.shape:
                     raise ShapeError(f"{type(self).__name__}.step: a parameter of shape "
                                      f"{p.shape} has a gradient of shape {grad.shape}")
-                scratch = scratches.get(p)
-                if scratch is None or scratch.array is not data or scratch.shape != data.shape:
-                    scratch = self._work(p)
-                update(data, grad, state[p], group, scratch)
+                update(data, grad, state[p], group, self._work(p))
                 p.mark_changed(how)
         return loss
 
