@@ -2,6 +2,7 @@
 gradients summed in place only into arrays nobody else holds, and the in-place check
 that looks further only when something was changed since a node was recorded."""
 
+import contextlib
 import weakref
 
 import numpy as np
@@ -140,6 +141,23 @@ def test_a_released_nodes_values_are_gone_before_the_next_rule_runs():
 
 
 # ----- the lean apply of operations of one or two arrays ----------------------------------
+@contextlib.contextmanager
+def operations_seen():
+    """The names of the operations run inside the block, each run by ``operation_hook``
+    through the general path (``engine.apply_unhooked``)."""
+    seen = []
+
+    def watch(cls, inputs, params):
+        seen.append(cls.name)
+        return engine.apply_unhooked(cls, inputs, params)
+
+    engine.operation_hook = watch
+    try:
+        yield seen
+    finally:
+        engine.operation_hook = None
+
+
 def _same_result(fn, *args):
     """``fn(*args)`` as users call it, and through the general path, agree in value,
     recorded inputs and gradients."""
@@ -149,17 +167,8 @@ def _same_result(fn, *args):
     lean_grads = [t.grad.copy() for t in leaves]
     for t in leaves:
         t.grad = None
-    seen = []
-
-    def general(cls, inputs, params):
-        seen.append(cls.name)
-        return engine.apply_unhooked(cls, inputs, params)
-
-    engine.operation_hook = general
-    try:
+    with operations_seen() as seen:  # every operation through the general path
         general_out = fn(*leaves)
-    finally:
-        engine.operation_hook = None
     general_out.sum().backward()
     np.testing.assert_array_equal(lean_out.data, general_out.data)
     assert lean_out._ctx.fn is general_out._ctx.fn
@@ -184,17 +193,8 @@ def test_every_operation_gives_through_its_lean_apply_what_the_general_path_give
 
 def test_operators_methods_and_functions_all_reach_the_operation_hook():
     x = cr.tensor([1.0, -2.0], requires_grad=True)
-    seen = []
-
-    def watch(cls, inputs, params):
-        seen.append(cls.name)
-        return engine.apply_unhooked(cls, inputs, params)
-
-    engine.operation_hook = watch
-    try:
+    with operations_seen() as seen:
         y = cr.exp(-x * x + 1).sum(axis=0, keepdims=True)
-    finally:
-        engine.operation_hook = None
     assert seen == ["negative", "multiply", "add", "exp", "sum"]
     y.backward()
     np.testing.assert_allclose(x.grad, -2 * x.data * np.exp(-x.data ** 2 + 1), rtol=1e-6)
